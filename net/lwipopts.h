@@ -1,0 +1,94 @@
+/* lwIP options for meshgate: NO_SYS=1, raw API, one polling thread.
+ *
+ * Every option not set here keeps lwIP's default from src/include/lwip/opt.h.
+ * Pool counts are u16_t in lwIP: keep every *_NUM below 65535 (70000 wraps).
+ * tcp_write/tcp_recved/pbuf.tot_len lengths are u16_t too: callers chunk to
+ * NET_MAX_CHUNK (net/stack.h). */
+#ifndef MESHGATE_LWIPOPTS_H
+#define MESHGATE_LWIPOPTS_H
+
+#define NO_SYS                          1
+#define SYS_LIGHTWEIGHT_PROT            0
+#define LWIP_NETCONN                    0
+#define LWIP_SOCKET                     0
+#define LWIP_RAW                        0
+#define LWIP_IPV4                       1
+#define LWIP_IPV6                       0
+#define LWIP_ARP                        1
+#define LWIP_ETHERNET                   1
+#define LWIP_ICMP                       1
+#define LWIP_UDP                        1
+#define LWIP_TCP                        1
+#define LWIP_DHCP                       0
+#define LWIP_DNS                        0
+#define LWIP_IGMP                       0
+#define LWIP_STATS                      1
+#define LWIP_STATS_DISPLAY              0
+#define LWIP_NETIF_STATUS_CALLBACK      0
+#define LWIP_NETIF_LINK_CALLBACK        0
+#define LWIP_SINGLE_NETIF               0
+#define LWIP_HAVE_LOOPIF                0
+#define LWIP_NETIF_LOOPBACK             0
+#define IP_FORWARD                      0
+#define IP_REASSEMBLY                   1
+#define IP_FRAG                         1
+#define ETHARP_SUPPORT_STATIC_ENTRIES   1
+#define ARP_TABLE_SIZE                  256
+#define ARP_QUEUEING                    1
+#define ETHARP_TABLE_MATCH_NETIF        1
+
+/* Byte order helpers come from the C library (they clash with DPDK's). */
+#define LWIP_DONT_PROVIDE_BYTEORDER_FUNCTIONS 1
+
+/* Memory: the heap backs PBUF_RAM (TX copies, ARP queue); pools back the rest.
+ * Sized for thousands of connections; published by `status`. */
+#define MEM_LIBC_MALLOC                 0
+#define MEMP_MEM_MALLOC                 0
+#define MEM_ALIGNMENT                   8
+#define MEM_SIZE                        (64 * 1024 * 1024)
+#define MEM_USE_POOLS                   0
+#define MEMP_NUM_PBUF                   8192
+#define MEMP_NUM_TCP_PCB                16384
+#define MEMP_NUM_TCP_PCB_LISTEN         64
+#define MEMP_NUM_TCP_SEG                32768
+#define MEMP_NUM_UDP_PCB                16
+#define MEMP_NUM_REASSDATA              16
+#define IP_REASS_MAX_PBUFS              64
+#define MEMP_NUM_FRAG_PBUF              256
+#define MEMP_NUM_ARP_QUEUE              1024
+#define MEMP_NUM_SYS_TIMEOUT            (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
+#define PBUF_POOL_SIZE                  16384
+#define PBUF_POOL_BUFSIZE               1536
+#define LWIP_SUPPORT_CUSTOM_PBUF        1
+
+/* TCP: window scaling so one connection can fill a fast link. */
+#define TCP_MSS                         1460
+#define LWIP_WND_SCALE                  1
+#define TCP_RCV_SCALE                   7
+#define TCP_WND                         (256 * 1024)
+#define TCP_SND_BUF                     (256 * 1024)
+#define TCP_SND_QUEUELEN                ((4 * (TCP_SND_BUF) + (TCP_MSS - 1)) / (TCP_MSS))
+#define TCP_SNDLOWAT                    (32 * 1024) /* u16_t: must stay below 0xffff - 4*MSS */
+#define TCP_SNDQUEUELOWAT               (TCP_SND_QUEUELEN / 2)
+#define TCP_QUEUE_OOSEQ                 1
+#define LWIP_TCP_SACK_OUT               1
+#define TCP_LISTEN_BACKLOG              1
+#define TCP_DEFAULT_LISTEN_BACKLOG      255
+#define LWIP_TCP_KEEPALIVE              1
+#define TCP_OVERSIZE                    TCP_MSS
+#define LWIP_TCP_TIMESTAMPS             0
+#define LWIP_CALLBACK_API               1
+#define LWIP_EVENT_API                  0
+
+#define LWIP_CHKSUM_ALGORITHM           3
+#define CHECKSUM_CHECK_IP               1
+#define CHECKSUM_CHECK_TCP              1
+
+/* Randomness for ISNs and ports: getrandom(2), see net/sys_arch.c. */
+unsigned int meshgate_lwip_rand(void);
+#define LWIP_RAND()                     meshgate_lwip_rand()
+
+#define LWIP_NOASSERT                   1
+#define LWIP_DEBUG                      0
+
+#endif

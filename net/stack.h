@@ -1,0 +1,50 @@
+/* lwIP integration: NO_SYS=1, raw API, driven by the appliance loop.
+ *
+ * net/ never sees DPDK: a port is reached through the two callbacks given to
+ * net_if_add() (drivers/port.h provides them). Frames are copied into pbufs on
+ * input and into driver buffers on output. */
+#ifndef MESHGATE_NET_STACK_H
+#define MESHGATE_NET_STACK_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* tcp_write / tcp_recved / pbuf lengths are u16_t in lwIP: chunk to this. */
+#define NET_MAX_CHUNK 32768u
+#define NET_MAX_IFS 8
+
+struct netif;
+struct net_if;
+
+/* Driver hooks: reserve a frame buffer of len bytes (NULL = no buffer; the
+ * frame is dropped and counted), and flush what is queued. */
+typedef void *(*net_tx_reserve_fn)(void *drv, uint16_t len);
+
+/* Initialises lwIP once. */
+void net_init(void);
+
+/* Adds an Ethernet interface with an IPv4 address (network byte order) and
+ * prefix length; gateway 0 = none. The first interface with a gateway becomes
+ * lwIP's default route. Returns NULL when NET_MAX_IFS are in use. */
+struct net_if *net_if_add(const char *name, const uint8_t mac[6],
+			  uint32_t addr_be, uint8_t prefix, uint32_t gateway_be,
+			  net_tx_reserve_fn tx_reserve, void *drv);
+
+/* Feeds one received Ethernet frame (copied; the caller keeps its buffer). */
+void net_if_input(struct net_if *nif, const void *frame, uint16_t len);
+
+struct netif *net_if_netif(struct net_if *nif);
+uint32_t net_if_addr(const struct net_if *nif);
+const char *net_if_name(const struct net_if *nif);
+
+struct net_if_stats {
+	uint64_t rx_frames, tx_frames, rx_no_pbuf, tx_no_buffer;
+};
+void net_if_get_stats(const struct net_if *nif, struct net_if_stats *out);
+
+/* Runs lwIP's timers when due; call every loop iteration. */
+void net_timers(void);
+
+/* Milliseconds on CLOCK_MONOTONIC (also lwIP's sys_now()). */
+uint32_t net_now_ms(void);
+
+#endif
