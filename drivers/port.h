@@ -4,7 +4,11 @@
  * Pools are created once in port_open(); nothing allocates afterwards.
  * No function here exits or panics: errors come back as -1 plus a message in
  * the caller's buffer that says what to check (device string, permissions,
- * hugepages / --no-huge), never raw EAL internals. */
+ * hugepages / --no-huge), never raw EAL internals. At most the last line DPDK
+ * logged is quoted at the end of the message.
+ *
+ * Threading: everything is called from the one thread that called
+ * port_eal_init(); nothing here is thread-safe. */
 #ifndef MESHGATE_PORT_H
 #define MESHGATE_PORT_H
 #include <stddef.h>
@@ -12,28 +16,51 @@
 
 struct port;
 
+/* Burst sizes: RX frames per port_poll(), TX frames per batch. */
+#define PORT_BURST 32u
+/* mbufs per port when port_open() is given 0. */
+#define PORT_DEFAULT_MBUFS 8191u
+/* Largest multi-segment frame port_poll() linearises; longer ones are
+ * dropped and counted in rx_too_long. */
+#define PORT_MAX_FRAME 9216u
+
 struct port_stats {
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-	uint64_t rx_dropped;    /* NIC missed + no mbuf */
+	uint64_t rx_dropped;    /* NIC missed + no mbuf + rx_too_long */
 	uint64_t tx_dropped;    /* TX ring full or mbuf pool empty */
 	uint64_t rx_errors, tx_errors;
 	int link_up;
 	uint32_t link_speed_mbps;
+	/* Named breakdown of the drops above (STYLE.md habit 5). */
+	uint64_t rx_missed;     /* NIC had no descriptor (imissed) */
+	uint64_t rx_no_mbuf;    /* NIC had no mbuf (rx_nombuf) */
+	uint64_t rx_too_long;   /* multi-segment frame over PORT_MAX_FRAME */
+	uint64_t tx_no_mbuf;    /* port_tx_reserve: pool empty */
+	uint64_t tx_ring_full;  /* port_tx_flush: NIC did not take the frame */
+	uint64_t tx_too_long;   /* port_tx_reserve: len over one mbuf (in tx_errors) */
 };
 
 /* Starts the EAL once per process. `args` are extra EAL arguments from the
  * config (e.g. "--no-huge", "-m", "512"); the driver adds what a single-core
- * appliance always wants (-l, --no-shconf/--file-prefix, --no-pci unless a
- * PCI device is configured, quiet logging). `pci_allow` lists PCI addresses
- * the config names (may be NULL/0). Returns 0, or -1 with `err` filled. */
+ * appliance always wants: -l <first CPU of our affinity mask> (unless args
+ * give -l/-c/--lcores), --file-prefix meshgate-<pid> --no-shconf (unless args
+ * give --in-memory), quiet logging captured in memory (set MESHGATE_DPDK_LOG=1
+ * to also copy it to stderr), --no-telemetry, --no-pci unless a PCI device is
+ * configured (then -a ADDR for each of `pci_allow`, may be NULL/0), and
+ * --no-huge -m 512 when args name no memory option and /proc/meminfo shows no
+ * free hugepages. Returns 0, or -1 with `err` filled (one line). A second call
+ * after success returns 0 without doing anything. */
 int port_eal_init(const char *const *args, int nargs,
 		  const char *const *pci_allow, int npci,
 		  char *err, size_t errlen);
 
 /* Opens and starts one port. `device` is a vdev string
  * ("net_af_packet0,iface=mg-out", "net_tap0,iface=mg0", "net_ring0") or a PCI
- * address ("0000:00:04.0"). `mbufs` sizes the port's mbuf pool (0 = default).
- * Returns NULL with `err` filled on failure. */
+ * address ("0000:00:04.0", which must also be in port_eal_init's pci_allow).
+ * `name` is ours (for messages and port_name()); it is copied. `mbufs` sizes
+ * the port's mbuf pool (0 = PORT_DEFAULT_MBUFS). Waits up to ~1 s for link
+ * (a port whose link is down still opens). Returns NULL with `err` filled on
+ * failure; nothing is left half-open. */
 struct port *port_open(const char *name, const char *device, unsigned mbufs,
 		       char *err, size_t errlen);
 
@@ -42,6 +69,7 @@ const char *port_name(const struct port *port);
 
 /* Receive up to a burst; calls deliver() once per frame. The frame memory is
  * only valid during the call (the mbuf is freed after it returns).
+ * deliver() may call port_tx_reserve() on any port.
  * Returns the number of frames delivered. */
 typedef void (*port_deliver_fn)(void *arg, const void *frame, uint16_t len);
 unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg);
@@ -49,15 +77,29 @@ unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg);
 /* Reserve `len` bytes for one outgoing frame inside a fresh mbuf appended to
  * the port's TX batch. Returns a pointer the caller fills completely before
  * the next call on this port, or NULL when the mbuf pool is empty (counted in
- * tx_dropped). A full batch is sent automatically. */
+ * tx_dropped/tx_no_mbuf) or len does not fit one mbuf (tx_errors/tx_too_long).
+ * When the batch is already full (PORT_BURST frames) it is sent first.
+ * The signature matches net_tx_reserve_fn (net/stack.h) with drv = port. */
 void *port_tx_reserve(struct port *port, uint16_t len);
 
-/* Sends the pending TX batch; frames the NIC did not take are freed and
- * counted in tx_dropped. Call once per loop iteration. */
-void port_tx_flush(struct port *port);
+/* Sends the pending TX batch; frames the NIC did not take after a few quick
+ * retries are freed and counted in tx_dropped/tx_ring_full. Call once per
+ * loop iteration. Returns the number of frames sent. */
+unsigned port_tx_flush(struct port *port);
 
 void port_get_stats(struct port *port, struct port_stats *out);
+
+/* Flushes, stops and closes the port, removes a vdev (a net_tap interface
+ * disappears), frees its pool and the struct. NULL is ignored. */
 void port_close(struct port *port);
+
+/* rte_eal_cleanup() and removal of the empty runtime directory; call after
+ * every port is closed. Safe to call when port_eal_init failed or never ran. */
 void port_eal_cleanup(void);
+
+/* Copies the tail of the DPDK log captured since port_eal_init (NUL
+ * terminated, at most len-1 bytes); returns the bytes copied. For `status`
+ * and for diagnosing a failure beyond the one-line error. */
+size_t port_log_tail(char *buf, size_t len);
 
 #endif

@@ -15,21 +15,28 @@
 struct netif;
 struct net_if;
 
-/* Driver hooks: reserve a frame buffer of len bytes (NULL = no buffer; the
- * frame is dropped and counted), and flush what is queued. */
+/* Driver hook: reserve a frame buffer of len bytes that lwIP fills
+ * completely before its next call (NULL = no buffer; the frame is dropped,
+ * counted in tx_no_buffer, and TCP keeps the segment for its next output).
+ * drivers/port.h's port_tx_reserve() has this shape with drv = the port;
+ * flushing what is queued is the caller's loop's job (port_tx_flush). */
 typedef void *(*net_tx_reserve_fn)(void *drv, uint16_t len);
 
-/* Initialises lwIP once. */
+/* Initialises lwIP once (later calls do nothing). */
 void net_init(void);
 
 /* Adds an Ethernet interface with an IPv4 address (network byte order) and
  * prefix length; gateway 0 = none. The first interface with a gateway becomes
- * lwIP's default route. Returns NULL when NET_MAX_IFS are in use. */
+ * lwIP's default route. MTU 1500; `name` is copied. The interface is up
+ * (a gratuitous ARP is queued on tx_reserve at once). Returns NULL when
+ * NET_MAX_IFS are in use, before net_init(), or when prefix > 32. */
 struct net_if *net_if_add(const char *name, const uint8_t mac[6],
 			  uint32_t addr_be, uint8_t prefix, uint32_t gateway_be,
 			  net_tx_reserve_fn tx_reserve, void *drv);
 
-/* Feeds one received Ethernet frame (copied; the caller keeps its buffer). */
+/* Feeds one received Ethernet frame (copied; the caller keeps its buffer).
+ * When lwIP's PBUF_POOL is empty the frame is dropped and counted in
+ * rx_no_pbuf. May call tx_reserve of any interface (replies, ACKs). */
 void net_if_input(struct net_if *nif, const void *frame, uint16_t len);
 
 struct netif *net_if_netif(struct net_if *nif);

@@ -1,0 +1,626 @@
+/* DPDK ports (drivers/port.h). Boot-time code may allocate and touch the
+ * file system; port_poll/port_tx_* never allocate outside the mbuf pool. */
+#include "drivers/port.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_common.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#define PORT_RX_DESC 1024
+#define PORT_TX_DESC 1024
+#define PORT_NAME_MAX 32
+#define PORT_DEVICE_MAX 256
+#define PORT_TX_RETRIES 8       /* quick re-tries of a partly taken batch */
+#define PORT_LINK_WAIT_MS 1000
+#define EAL_MAX_ARGS 96
+#define EAL_NO_HUGE_MB "512"
+
+struct port {
+	uint16_t port_id;
+	int is_vdev;
+	struct rte_mempool *pool;
+	char name[PORT_NAME_MAX];
+	char device[PORT_DEVICE_MAX];
+	uint8_t mac[6];
+	uint16_t tx_count;
+	struct rte_mbuf *tx_batch[PORT_BURST];
+	uint64_t rx_too_long, tx_no_mbuf, tx_ring_full, tx_too_long;
+	/* Scratch for linearising a multi-segment frame. */
+	uint8_t scratch[PORT_MAX_FRAME];
+};
+
+/* ------------------------------------------------------------ EAL log capture
+ * DPDK writes its log through a stdio stream; ours keeps the last
+ * LOG_RING bytes in a fixed buffer (bounded memory for a long-running
+ * appliance) so a failure can be explained with the line DPDK wrote. */
+#define LOG_RING 8192
+static char log_ring[LOG_RING];
+static size_t log_total;          /* bytes ever written */
+static int log_echo;              /* MESHGATE_DPDK_LOG=1: copy to stderr */
+static FILE *log_stream;
+static int eal_ready;
+
+static ssize_t log_write(void *cookie, const char *buf, size_t size)
+{
+	(void)cookie;
+	for (size_t i = 0; i < size; i++)
+		log_ring[(log_total + i) % LOG_RING] = buf[i];
+	log_total += size;
+	if (log_echo) {
+		ssize_t w = write(2, buf, size);
+		(void)w;
+	}
+	return (ssize_t)size;
+}
+
+size_t port_log_tail(char *buf, size_t len)
+{
+	if (len == 0)
+		return 0;
+	size_t have = log_total < LOG_RING ? log_total : LOG_RING;
+	size_t n = have < len - 1 ? have : len - 1;
+	size_t start = log_total - n;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = log_ring[(start + i) % LOG_RING];
+	buf[n] = '\0';
+	return n;
+}
+
+/* The last non-empty line DPDK logged since `mark`, trimmed, or "". */
+static void log_last_line(size_t mark, char *out, size_t outlen)
+{
+	char tail[512];
+	out[0] = '\0';
+	if (log_stream)
+		fflush(log_stream);
+	if (log_total <= mark)
+		return;
+	size_t want = log_total - mark;
+	size_t n = port_log_tail(tail, want + 1 < sizeof(tail) ? want + 1 : sizeof(tail));
+	while (n > 0 && isspace((unsigned char)tail[n - 1]))
+		tail[--n] = '\0';
+	char *line = strrchr(tail, '\n');
+	line = line ? line + 1 : tail;
+	while (*line && isspace((unsigned char)*line))
+		line++;
+	snprintf(out, outlen, "%s", line);
+}
+
+static void log_capture_start(void)
+{
+	if (log_stream)
+		return;
+	const char *e = getenv("MESHGATE_DPDK_LOG");
+	log_echo = e && e[0] == '1';
+	cookie_io_functions_t io = { .read = NULL, .write = log_write, .seek = NULL, .close = NULL };
+	log_stream = fopencookie(NULL, "w", io);
+	if (!log_stream)
+		return;         /* DPDK keeps logging to stderr; not fatal */
+	setvbuf(log_stream, NULL, _IOLBF, 0);
+	rte_openlog_stream(log_stream);
+}
+
+/* err = "<what>: <hint>[ (DPDK: <last log line>)]" */
+static void fail(char *err, size_t errlen, size_t mark, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void fail(char *err, size_t errlen, size_t mark, const char *fmt, ...)
+{
+	char last[160];
+	va_list ap;
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	log_last_line(mark, last, sizeof(last));
+	if (last[0] && n >= 0 && (size_t)n < errlen)
+		snprintf(err + n, errlen - (size_t)n, " (DPDK: %s)", last);
+	/* one line: never let a newline through */
+	for (char *p = err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+/* ------------------------------------------------------------ EAL start */
+static int arg_present(const char *const *args, int nargs, const char *opt)
+{
+	size_t len = strlen(opt);
+	for (int i = 0; i < nargs; i++) {
+		if (!args[i])
+			continue;
+		if (strcmp(args[i], opt) == 0)
+			return 1;
+		/* --opt=value */
+		if (opt[0] == '-' && opt[1] == '-' && strncmp(args[i], opt, len) == 0 && args[i][len] == '=')
+			return 1;
+		/* -m512 style short options */
+		if (opt[0] == '-' && opt[1] != '-' && len == 2 && strncmp(args[i], opt, 2) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* HugePages_Free from /proc/meminfo; -1 when unreadable. */
+static long hugepages_free(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long v = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Free: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static const char *eal_hint(int e)
+{
+	switch (e) {
+	case EACCES:
+		return "permission denied: run as root (or with CAP_SYS_ADMIN/CAP_NET_RAW/CAP_IPC_LOCK)";
+	case ENOMEM:
+		return "not enough memory: reserve hugepages (/proc/sys/vm/nr_hugepages) or use --no-huge -m 512";
+	case EINVAL:
+		return "invalid EAL arguments: check the dpdk args in the config";
+	case ENODEV:
+		return "no usable device: check the PCI addresses and that the NIC is bound to vfio-pci";
+	case ENOTSUP:
+		return "unsupported platform or option: check the dpdk args in the config";
+	case EPROTO:
+		return "PCI bus scan failed: check the PCI addresses and permissions (root)";
+	case EFAULT:
+		return "tailq/hugepage setup failed: check hugepages or use --no-huge";
+	case ENOEXEC:
+		return "a driver failed to load: check the dpdk args in the config";
+	default:
+		return "check the dpdk args, permissions (root) and hugepages (or --no-huge)";
+	}
+}
+
+int port_eal_init(const char *const *args, int nargs,
+		  const char *const *pci_allow, int npci,
+		  char *err, size_t errlen)
+{
+	static char argbuf[EAL_MAX_ARGS][64];
+	char *argv[EAL_MAX_ARGS + 1];
+	int argc = 0;
+
+	if (eal_ready)
+		return 0;
+	if (nargs < 0 || npci < 0 || nargs + 2 * npci + 16 > EAL_MAX_ARGS) {
+		fail(err, errlen, log_total, "dpdk: too many EAL arguments (%d args, %d PCI devices; at most %d in all)",
+		     nargs, npci, EAL_MAX_ARGS - 16);
+		return -1;
+	}
+
+#define ADD(...) do { snprintf(argbuf[argc], sizeof(argbuf[0]), __VA_ARGS__); argv[argc] = argbuf[argc]; argc++; } while (0)
+	ADD("meshgate");
+	if (!arg_present(args, nargs, "-l") && !arg_present(args, nargs, "-c") &&
+	    !arg_present(args, nargs, "--lcores")) {
+		cpu_set_t set;
+		int cpu = 0;
+		CPU_ZERO(&set);
+		if (sched_getaffinity(0, sizeof(set), &set) == 0)
+			for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
+				;
+		if (cpu >= CPU_SETSIZE)
+			cpu = 0;
+		ADD("-l");
+		ADD("%d", cpu);
+	}
+	int in_memory = arg_present(args, nargs, "--in-memory");
+	if (!in_memory && !arg_present(args, nargs, "--file-prefix")) {
+		ADD("--file-prefix");
+		ADD("meshgate-%d", (int)getpid());
+	}
+	if (!in_memory && !arg_present(args, nargs, "--no-shconf"))
+		ADD("--no-shconf");
+	if (!arg_present(args, nargs, "--log-level"))
+		ADD("--log-level=*:warning");
+	if (!arg_present(args, nargs, "--no-telemetry") && !arg_present(args, nargs, "--telemetry"))
+		ADD("--no-telemetry");
+	if (npci == 0) {
+		if (!arg_present(args, nargs, "--no-pci") && !arg_present(args, nargs, "-a") &&
+		    !arg_present(args, nargs, "--allow"))
+			ADD("--no-pci");
+	} else {
+		for (int i = 0; i < npci; i++) {
+			if (!pci_allow[i] || strlen(pci_allow[i]) >= sizeof(argbuf[0])) {
+				fail(err, errlen, log_total, "dpdk: PCI address #%d is missing or too long", i + 1);
+				return -1;
+			}
+			ADD("-a");
+			ADD("%s", pci_allow[i]);
+		}
+	}
+	int auto_no_huge = 0;
+	if (!in_memory && !arg_present(args, nargs, "-m") && !arg_present(args, nargs, "--socket-mem") &&
+	    !arg_present(args, nargs, "--no-huge") && !arg_present(args, nargs, "--socket-limit") &&
+	    hugepages_free() <= 0) {
+		ADD("--no-huge");
+		ADD("-m");
+		ADD(EAL_NO_HUGE_MB);
+		auto_no_huge = 1;
+	}
+	for (int i = 0; i < nargs; i++) {
+		if (!args[i] || strlen(args[i]) >= sizeof(argbuf[0])) {
+			fail(err, errlen, log_total, "dpdk: EAL argument #%d is missing or longer than %zu bytes",
+			     i + 1, sizeof(argbuf[0]) - 1);
+			return -1;
+		}
+		ADD("%s", args[i]);
+	}
+#undef ADD
+	argv[argc] = NULL;
+
+	log_capture_start();
+	size_t mark = log_total;
+
+	/* On bad arguments the EAL prints its whole usage text on stdout:
+	 * keep that out of the appliance's output (the error line says what
+	 * to check). */
+	fflush(stdout);
+	int saved_stdout = dup(1);
+	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (saved_stdout >= 0 && devnull >= 0)
+		dup2(devnull, 1);
+	int ret = rte_eal_init(argc, argv);
+	int eal_errno = rte_errno;
+	fflush(stdout);
+	if (saved_stdout >= 0 && devnull >= 0)
+		dup2(saved_stdout, 1);
+	if (saved_stdout >= 0)
+		close(saved_stdout);
+	if (devnull >= 0)
+		close(devnull);
+
+	if (ret < 0) {
+		if (eal_errno == EALREADY) {
+			fail(err, errlen, mark, "dpdk: the EAL was already started once in this process and cannot restart");
+			return -1;
+		}
+		fail(err, errlen, mark, "dpdk: EAL start failed: %s%s", eal_hint(eal_errno),
+		     auto_no_huge ? " (no free hugepages, so --no-huge -m " EAL_NO_HUGE_MB " was used)" : "");
+		return -1;
+	}
+	eal_ready = 1;
+	return 0;
+}
+
+void port_eal_cleanup(void)
+{
+	char dir[PATH_MAX];
+	if (!eal_ready)
+		return;
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+	rte_eal_cleanup();
+	eal_ready = 0;
+	/* --no-shconf leaves an empty per-process runtime dir behind. */
+	if (dir[0])
+		rmdir(dir);
+}
+
+/* ------------------------------------------------------------ ports */
+/* 0000:00:04.0 or 00:04.0 (domain optional) */
+static int is_pci_addr(const char *s)
+{
+	unsigned d, b, dev, fn;
+	char tail;
+	if (sscanf(s, "%x:%x:%x.%x%c", &d, &b, &dev, &fn, &tail) == 4)
+		return 1;
+	if (sscanf(s, "%x:%x.%x%c", &b, &dev, &fn, &tail) == 3)
+		return 1;
+	return 0;
+}
+
+static void wait_link(uint16_t port_id)
+{
+	struct rte_eth_link link;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	for (int waited = 0; waited < PORT_LINK_WAIT_MS; waited += 20) {
+		memset(&link, 0, sizeof(link));
+		if (rte_eth_link_get_nowait(port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+struct port *port_open(const char *name, const char *device, unsigned mbufs,
+		       char *err, size_t errlen)
+{
+	struct port *p = NULL;
+	struct rte_eth_dev_info info;
+	struct rte_eth_conf conf;
+	char ethname[RTE_ETH_NAME_MAX_LEN];
+	char poolname[RTE_MEMPOOL_NAMESIZE];
+	int probed = 0, configured = 0, rc;
+	size_t mark = log_total;
+	uint16_t pid;
+
+	if (!name || !device || !device[0]) {
+		fail(err, errlen, mark, "port: missing name or device string");
+		return NULL;
+	}
+	if (!eal_ready) {
+		fail(err, errlen, mark, "port %s: the EAL is not started (port_eal_init must succeed first)", name);
+		return NULL;
+	}
+	if (strlen(device) >= PORT_DEVICE_MAX) {
+		fail(err, errlen, mark, "port %s: device string longer than %d bytes", name, PORT_DEVICE_MAX - 1);
+		return NULL;
+	}
+	if (mbufs == 0)
+		mbufs = PORT_DEFAULT_MBUFS;
+	if (mbufs < 2 * PORT_RX_DESC) {
+		fail(err, errlen, mark, "port %s: mbufs %u too small (at least %d: RX ring plus TX batches)",
+		     name, mbufs, 2 * PORT_RX_DESC);
+		return NULL;
+	}
+
+	size_t n = strcspn(device, ",");
+	if (n >= sizeof(ethname)) {
+		fail(err, errlen, mark, "port %s: device name in '%s' is too long", name, device);
+		return NULL;
+	}
+	memcpy(ethname, device, n);
+	ethname[n] = '\0';
+
+	int is_vdev = !is_pci_addr(ethname);
+	if (is_vdev) {
+		if (rte_eth_dev_get_port_by_name(ethname, &pid) == 0) {
+			fail(err, errlen, mark, "port %s: device %s is already open (each vdev name, e.g. net_tap0/net_tap1, must be unique)",
+			     name, ethname);
+			return NULL;
+		}
+		rc = rte_dev_probe(device);
+		if (rc < 0) {
+			fail(err, errlen, mark, "port %s: cannot open device '%s': check the device string "
+			     "(e.g. net_af_packet0,iface=IF or net_tap0,iface=IF), that the interface exists, "
+			     "and permissions (root)", name, device);
+			return NULL;
+		}
+		probed = 1;
+		if (rte_eth_dev_get_port_by_name(ethname, &pid) != 0) {
+			fail(err, errlen, mark, "port %s: device '%s' was probed but is not an Ethernet port: check the driver name",
+			     name, device);
+			goto fail_probe;
+		}
+	} else if (rte_eth_dev_get_port_by_name(ethname, &pid) != 0) {
+		fail(err, errlen, mark, "port %s: PCI device %s not found: check the address (full form 0000:00:04.0), "
+		     "that it is in the dpdk PCI list and bound to vfio-pci, and permissions (root)", name, ethname);
+		return NULL;
+	}
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		fail(err, errlen, mark, "port %s: out of memory", name);
+		goto fail_probe;
+	}
+	p->port_id = pid;
+	p->is_vdev = is_vdev;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->device, sizeof(p->device), "%s", device);
+
+	if (rte_eth_dev_info_get(pid, &info) != 0) {
+		fail(err, errlen, mark, "port %s: cannot query device %s", name, ethname);
+		goto fail_free;
+	}
+	int socket = rte_eth_dev_socket_id(pid);
+	if (socket < 0)
+		socket = (int)rte_socket_id();
+
+	unsigned cache = mbufs / 8 < 256 ? mbufs / 8 : 256;
+	snprintf(poolname, sizeof(poolname), "mg_port%u", (unsigned)pid);
+	p->pool = rte_pktmbuf_pool_create(poolname, mbufs, cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+	if (!p->pool) {
+		fail(err, errlen, mark, "port %s: cannot create a pool of %u mbufs: lower mbufs, or give DPDK more memory "
+		     "(hugepages or --no-huge -m 512)", name, mbufs);
+		goto fail_free;
+	}
+
+	memset(&conf, 0, sizeof(conf));
+	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
+		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+	rc = rte_eth_dev_configure(pid, 1, 1, &conf);
+	if (rc < 0) {
+		fail(err, errlen, mark, "port %s: cannot configure %s (%s)", name, ethname, rte_strerror(-rc));
+		goto fail_pool;
+	}
+	configured = 1;
+	uint16_t nb_rxd = PORT_RX_DESC, nb_txd = PORT_TX_DESC;
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nb_rxd, &nb_txd);
+	if (rc == 0)
+		rc = rte_eth_rx_queue_setup(pid, 0, nb_rxd, (unsigned)socket, NULL, p->pool);
+	if (rc == 0) {
+		struct rte_eth_txconf txconf = info.default_txconf;
+		txconf.offloads = conf.txmode.offloads;
+		rc = rte_eth_tx_queue_setup(pid, 0, nb_txd, (unsigned)socket, &txconf);
+	}
+	if (rc < 0) {
+		fail(err, errlen, mark, "port %s: cannot set up queues on %s (%s)", name, ethname, rte_strerror(-rc));
+		goto fail_pool;
+	}
+	struct rte_ether_addr mac;
+	if (rte_eth_macaddr_get(pid, &mac) != 0) {
+		fail(err, errlen, mark, "port %s: cannot read the MAC address of %s", name, ethname);
+		goto fail_pool;
+	}
+	memcpy(p->mac, mac.addr_bytes, 6);
+	rc = rte_eth_dev_start(pid);
+	if (rc < 0) {
+		fail(err, errlen, mark, "port %s: cannot start %s (%s): check the interface is up and not used by another program",
+		     name, ethname, rte_strerror(-rc));
+		goto fail_pool;
+	}
+	wait_link(pid);
+	return p;
+
+fail_pool:
+	if (configured)
+		rte_eth_dev_close(pid);
+	rte_mempool_free(p->pool);
+	if (is_vdev) {
+		/* close released the ethdev; the vdev itself is still there */
+		rte_dev_remove(info.device);
+		probed = 0;
+	}
+fail_free:
+	free(p);
+fail_probe:
+	if (probed) {
+		uint16_t id;
+		if (rte_eth_dev_get_port_by_name(ethname, &id) == 0) {
+			struct rte_eth_dev_info i2;
+			if (rte_eth_dev_info_get(id, &i2) == 0) {
+				rte_eth_dev_close(id);
+				rte_dev_remove(i2.device);
+			}
+		}
+	}
+	return NULL;
+}
+
+void port_mac(const struct port *port, uint8_t mac[6])
+{
+	memcpy(mac, port->mac, 6);
+}
+
+const char *port_name(const struct port *port)
+{
+	return port->name;
+}
+
+unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg)
+{
+	struct rte_mbuf *pkts[PORT_BURST];
+	uint16_t n = rte_eth_rx_burst(port->port_id, 0, pkts, PORT_BURST);
+	unsigned delivered = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		if (m->nb_segs == 1) {
+			deliver(arg, rte_pktmbuf_mtod(m, const void *), m->data_len);
+			delivered++;
+			continue;
+		}
+		if (m->pkt_len > sizeof(port->scratch)) {
+			port->rx_too_long++;
+			continue;
+		}
+		const void *frame = rte_pktmbuf_read(m, 0, m->pkt_len, port->scratch);
+		if (!frame) {
+			port->rx_too_long++;
+			continue;
+		}
+		deliver(arg, frame, (uint16_t)m->pkt_len);
+		delivered++;
+	}
+	if (n)
+		rte_pktmbuf_free_bulk(pkts, n);
+	return delivered;
+}
+
+void *port_tx_reserve(struct port *port, uint16_t len)
+{
+	if (port->tx_count == PORT_BURST)
+		port_tx_flush(port);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(port->pool);
+	if (!m) {
+		port->tx_no_mbuf++;
+		return NULL;
+	}
+	char *data = rte_pktmbuf_append(m, len);
+	if (!data) {
+		rte_pktmbuf_free(m);
+		port->tx_too_long++;
+		return NULL;
+	}
+	port->tx_batch[port->tx_count++] = m;
+	return data;
+}
+
+unsigned port_tx_flush(struct port *port)
+{
+	uint16_t sent = 0;
+	if (port->tx_count == 0)
+		return 0;
+	for (int tries = 0; tries < PORT_TX_RETRIES && sent < port->tx_count; tries++) {
+		uint16_t k = rte_eth_tx_burst(port->port_id, 0, port->tx_batch + sent, port->tx_count - sent);
+		sent += k;
+		if (k == 0 && tries > 0)
+			rte_pause();
+	}
+	if (sent < port->tx_count) {
+		port->tx_ring_full += port->tx_count - sent;
+		rte_pktmbuf_free_bulk(port->tx_batch + sent, port->tx_count - sent);
+	}
+	port->tx_count = 0;
+	return sent;
+}
+
+void port_get_stats(struct port *port, struct port_stats *out)
+{
+	struct rte_eth_stats s;
+	struct rte_eth_link link;
+	memset(out, 0, sizeof(*out));
+	memset(&s, 0, sizeof(s));
+	if (rte_eth_stats_get(port->port_id, &s) == 0) {
+		out->rx_packets = s.ipackets;
+		out->rx_bytes = s.ibytes;
+		out->tx_packets = s.opackets;
+		out->tx_bytes = s.obytes;
+		out->rx_missed = s.imissed;
+		out->rx_no_mbuf = s.rx_nombuf;
+		out->rx_errors = s.ierrors;
+		out->tx_errors = s.oerrors;
+	}
+	out->rx_too_long = port->rx_too_long;
+	out->tx_no_mbuf = port->tx_no_mbuf;
+	out->tx_ring_full = port->tx_ring_full;
+	out->tx_too_long = port->tx_too_long;
+	out->rx_dropped = out->rx_missed + out->rx_no_mbuf + out->rx_too_long;
+	out->tx_dropped = out->tx_no_mbuf + out->tx_ring_full;
+	out->tx_errors += out->tx_too_long;
+	memset(&link, 0, sizeof(link));
+	if (rte_eth_link_get_nowait(port->port_id, &link) == 0) {
+		out->link_up = link.link_status == RTE_ETH_LINK_UP;
+		out->link_speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+	}
+}
+
+void port_close(struct port *port)
+{
+	struct rte_eth_dev_info info;
+	if (!port)
+		return;
+	port_tx_flush(port);
+	int have_info = rte_eth_dev_info_get(port->port_id, &info) == 0;
+	rte_eth_dev_stop(port->port_id);
+	rte_eth_dev_close(port->port_id);
+	if (port->is_vdev && have_info && info.device)
+		rte_dev_remove(info.device);
+	rte_mempool_free(port->pool);
+	free(port);
+}

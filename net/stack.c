@@ -1,0 +1,135 @@
+/* lwIP glue (net/stack.h): Ethernet interfaces whose frames go to and come
+ * from driver callbacks. Only lwIP and C library headers here: no DPDK, and
+ * no <netinet/ip.h> (its IP_DF/IP_MF clash with lwIP's). */
+#include <stdint.h>
+#include <string.h>
+
+#include "lwip/err.h"
+#include "lwip/etharp.h"
+#include "lwip/init.h"
+#include "lwip/ip4_addr.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/timeouts.h"
+#include "netif/ethernet.h"
+
+#include "net/stack.h"
+
+#define NET_IF_NAME_MAX 32
+#define NET_MTU 1500
+
+struct net_if {
+	struct netif netif;             /* first: netif->state points back too */
+	char name[NET_IF_NAME_MAX];
+	net_tx_reserve_fn tx_reserve;
+	void *drv;
+	struct net_if_stats stats;
+};
+
+static struct net_if net_ifs[NET_MAX_IFS];
+static unsigned net_nifs;
+static int net_started;
+
+void net_init(void)
+{
+	if (net_started)
+		return;
+	lwip_init();
+	net_started = 1;
+}
+
+/* lwIP hands us a finished frame as a pbuf chain: copy it into the driver's
+ * buffer. ERR_MEM (not ERR_OK) on no buffer so TCP keeps the segment queued
+ * and retries on its next output instead of waiting for a retransmit. */
+static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
+{
+	struct net_if *nif = netif->state;
+	void *buf = nif->tx_reserve(nif->drv, p->tot_len);
+	if (!buf) {
+		nif->stats.tx_no_buffer++;
+		return ERR_MEM;
+	}
+	pbuf_copy_partial(p, buf, p->tot_len, 0);
+	nif->stats.tx_frames++;
+	return ERR_OK;
+}
+
+static err_t net_if_init_netif(struct netif *netif)
+{
+	struct net_if *nif = netif->state;
+	unsigned idx = (unsigned)(nif - net_ifs);
+	netif->name[0] = 'm';
+	netif->name[1] = (char)('0' + idx);
+	netif->output = etharp_output;
+	netif->linkoutput = net_if_linkoutput;
+	netif->mtu = NET_MTU;
+	netif->hwaddr_len = ETH_HWADDR_LEN;
+	netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
+	return ERR_OK;
+}
+
+struct net_if *net_if_add(const char *name, const uint8_t mac[6],
+			  uint32_t addr_be, uint8_t prefix, uint32_t gateway_be,
+			  net_tx_reserve_fn tx_reserve, void *drv)
+{
+	ip4_addr_t addr, mask, gw;
+	if (!net_started || net_nifs >= NET_MAX_IFS || prefix > 32 || !tx_reserve || !mac)
+		return NULL;
+	struct net_if *nif = &net_ifs[net_nifs];
+	memset(nif, 0, sizeof(*nif));
+	snprintf(nif->name, sizeof(nif->name), "%s", name ? name : "");
+	nif->tx_reserve = tx_reserve;
+	nif->drv = drv;
+	/* netif_add() keeps hwaddr; it must be set before netif_set_up(),
+	 * which announces the address with a gratuitous ARP. */
+	memcpy(nif->netif.hwaddr, mac, ETH_HWADDR_LEN);
+
+	addr.addr = addr_be;
+	mask.addr = prefix ? htonl(0xffffffffu << (32 - prefix)) : 0;
+	gw.addr = gateway_be;
+	if (!netif_add(&nif->netif, &addr, &mask, &gw, nif, net_if_init_netif, ethernet_input))
+		return NULL;
+	netif_set_up(&nif->netif);
+	if (gateway_be != 0 && netif_default == NULL)
+		netif_set_default(&nif->netif);
+	net_nifs++;
+	return nif;
+}
+
+void net_if_input(struct net_if *nif, const void *frame, uint16_t len)
+{
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, len, PBUF_POOL);
+	if (!p) {
+		nif->stats.rx_no_pbuf++;
+		return;
+	}
+	pbuf_take(p, frame, len);
+	nif->stats.rx_frames++;
+	if (nif->netif.input(p, &nif->netif) != ERR_OK)
+		pbuf_free(p);
+}
+
+struct netif *net_if_netif(struct net_if *nif)
+{
+	return &nif->netif;
+}
+
+uint32_t net_if_addr(const struct net_if *nif)
+{
+	return ip4_addr_get_u32(netif_ip4_addr(&nif->netif));
+}
+
+const char *net_if_name(const struct net_if *nif)
+{
+	return nif->name;
+}
+
+void net_if_get_stats(const struct net_if *nif, struct net_if_stats *out)
+{
+	*out = nif->stats;
+}
+
+void net_timers(void)
+{
+	sys_check_timeouts();
+}
