@@ -194,11 +194,15 @@ static void setup_console(struct boot_info *bi, const char *cmdline)
 	ioctl(0, TIOCSCTTY, 1);
 }
 
-static void load_modules(struct boot_info *bi)
+/* Loads every module of a list written by images/build.sh. `bi` may be NULL
+ * (lists loaded after boot_init: failures then only show as the caller's
+ * "not found" error). */
+static void load_modules(const char *list, struct boot_info *bi)
 {
-	FILE *f = fopen(BOOT_MODULE_LIST, "re");
+	FILE *f = fopen(list, "re");
 	if (!f) {
-		warn(bi, "no %s: no kernel modules loaded", BOOT_MODULE_LIST);
+		if (bi)
+			warn(bi, "no %s: no kernel modules loaded", list);
 		return;
 	}
 	char line[BOOT_MAX_PATH + 128];
@@ -214,13 +218,17 @@ static void load_modules(struct boot_info *bi)
 			*params++ = '\0';
 		int fd = open(line, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			bi->modules_failed++;
-			warn(bi, "%s:%d: %s: %s", BOOT_MODULE_LIST, lineno, line, strerror(errno));
+			if (bi) {
+				bi->modules_failed++;
+				warn(bi, "%s:%d: %s: %s", list, lineno, line, strerror(errno));
+			}
 			continue;
 		}
 		long rc = syscall(SYS_finit_module, fd, params ? params : "", 0);
 		int e = errno;
 		close(fd);
+		if (!bi)
+			continue;
 		if (rc == 0 || e == EEXIST) {
 			bi->modules_loaded++;
 		} else {
@@ -593,7 +601,7 @@ enum boot_error boot_init(struct boot_info *out, char *err, size_t errlen)
 		set_err(err, errlen, "no /dev/console: check console= on the kernel command line");
 		return BOOT_ERR_CONSOLE;
 	}
-	load_modules(out);
+	load_modules(BOOT_MODULE_LIST, out);
 	out->iommu = has_iommu_groups("/sys");
 	if (reserve_hugepages(out, cmdline, err, errlen) < 0)
 		return BOOT_ERR_MOUNT;
@@ -821,6 +829,15 @@ enum boot_error boot_bind_nics(const char *const *nics, int n,
 		set_err(err, errlen, "%d NICs given, at most %d", n, BOOT_MAX_NICS);
 		return BOOT_ERR_NIC_SPEC;
 	}
+	static int nic_modules_loaded;
+	unsigned char mac[6];
+	for (int i = 0; i < n; i++)
+		if (!nic_modules_loaded && parse_mac(nics[i], mac)) {
+			/* Only MACs need kernel NIC drivers (to read the address):
+			 * loading them costs seconds, so only when asked. */
+			load_modules(BOOT_NIC_MODULE_LIST, NULL);
+			nic_modules_loaded = 1;
+		}
 	for (int i = 0; i < n; i++) {
 		enum boot_error e = boot_resolve_nic("/sys", nics[i], pci_out[i], err, errlen);
 		if (e != BOOT_OK)

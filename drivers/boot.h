@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <time.h>
 
-#define BOOT_MODULE_LIST "/lib/modules/load.list"
+#define BOOT_MODULE_LIST "/lib/modules/load.list"      /* loaded by boot_init */
+#define BOOT_NIC_MODULE_LIST "/lib/modules/nic.list"   /* kernel NIC drivers, loaded
+							* by boot_bind_nics for MACs */
 #define BOOT_CONFIG_MOUNT "/run/meshgate/config"  /* read-only mount point */
 #define BOOT_CONFIG_LABEL "MESHGATE"              /* FAT / ext4 / ISO label */
 #define BOOT_CLOUD_INIT_LABEL "cidata"            /* NoCloud seed label */
@@ -116,7 +118,8 @@ void boot_info_print(const struct boot_info *bi, FILE *out);
  * ("0000:00:03.0" or "00:03.0") or a MAC ("52:54:00:12:34:56", any case);
  * a MAC is resolved through /sys/class/net/<if>/address and the interface's
  * PCI device, so its kernel driver must be in the image (virtio_net, e1000,
- * e1000e, igb, ixgbe, i40e are) and the NIC not yet bound to DPDK. Kernel
+ * e1000e, igb, ixgbe, i40e are, in BOOT_NIC_MODULE_LIST, loaded on the first
+ * MAC seen: a few seconds under emulation) and the NIC not yet bound to DPDK. Kernel
  * interface names are never accepted. Each device is bound to vfio-pci when
  * it has an IOMMU group, else to uio_pci_generic, with driver_override so no
  * other driver takes it back. pci_out[i] receives the canonical PCI address

@@ -84,13 +84,15 @@ strip --strip-debug "$stage/init" 2>/dev/null || true
 chmod 755 "$stage/init"
 
 list=$stage/lib/modules/load.list
-{
-	echo "# Written by images/build.sh for $kver ($flavour): load in this order."
-} > "$list"
+for l in load nic; do
+	echo "# Written by images/build.sh for $kver ($flavour): load in this order." \
+		> "$stage/lib/modules/$l.list"
+done
 declare -A seen=()
 skipped=()
 while read -r mod _; do
 	[ -z "$mod" ] || [[ $mod == \#* ]] && continue
+	if [ "$mod" = "[nic]" ]; then list=$stage/lib/modules/nic.list; continue; fi
 	if ! deps=$(modprobe --show-depends -d "$kroot" -S "$kver" "$mod" 2>/dev/null); then
 		skipped+=("$mod")
 		continue
@@ -113,7 +115,8 @@ while read -r mod _; do
 	done <<< "$deps"
 done < "$top/images/modules.list"
 [ ${#skipped[@]} -eq 0 ] || say "$flavour kernel lacks modules: ${skipped[*]} (skipped)"
-nmods=$(grep -c '^/' "$list")
+nmods=$(grep -c '^/' "$stage/lib/modules/load.list")
+nnic=$(grep -c '^/' "$stage/lib/modules/nic.list" || true)
 
 initrd=$out/initrd$suffix.img
 python3 "$top/images/mkcpio.py" "$stage" "$initrd.cpio" --node dev/console:c:5:1:600
@@ -141,6 +144,6 @@ qcow=$out/$name$suffix.qcow2
 qemu-img convert -q -f raw -O qcow2 -c "$iso" "$qcow"
 
 sz() { stat -c %s "$1" | awk '{printf "%.1f MB", $1 / 1048576}'; }
-say "kernel $kver ($flavour) $(sz "$vmlinuz"), $nmods modules, initramfs $(sz "$initrd")"
+say "kernel $kver ($flavour) $(sz "$vmlinuz"), $nmods+$nnic modules, initramfs $(sz "$initrd")"
 say "$iso $(sz "$iso")"
 say "$qcow $(sz "$qcow")"
