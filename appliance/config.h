@@ -114,6 +114,12 @@ struct config {
 	int nlisteners;
 	struct config_limits limits;
 	struct policy_set *policies;        /* owned; never NULL after a good load */
+	/* Problems that do not stop the load, same format as errors, for the
+	 * appliance to log: e.g. an AuthorizationPolicy with HTTP-only fields
+	 * that applies to a tcp listener (ALLOW rules needing them never match,
+	 * DENY rules are enforced without them, as ztunnel does). */
+	struct config_errors warnings;
+	int appliance_line;                 /* where the Appliance document starts */
 };
 
 /* Loads and validates. Returns 0 on success; on any error returns -1 with
@@ -129,7 +135,18 @@ int config_load(const char *const *files, int nfiles, struct config *out,
 int config_load_buffer(const char *name, const char *base_dir, const char *text,
 		       size_t len, struct config *out, struct config_errors *errs);
 
+/* config_load with flags. CONFIG_LOAD_POLICIES_ONLY: the files may hold no
+ * Appliance document (e.g. `meshgate authz check`); then only `policies`,
+ * `file0`, `root_namespace` ("istio-system") and `warnings` are filled. An
+ * Appliance document, if present, is still fully validated. */
+#define CONFIG_LOAD_POLICIES_ONLY 1u
+int config_load_ex(const char *const *files, int nfiles, unsigned flags, struct config *out,
+		   struct config_errors *errs);
+
 void config_free(struct config *cfg);
+
+/* Index of the service named "NAME" or "NAMESPACE/NAME", -1 if none. */
+int config_service_by_name(const struct config *cfg, const char *name);
 
 const struct config_port *config_port_by_name(const struct config *cfg, const char *name);
 
