@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <rte_common.h>
@@ -54,7 +55,7 @@ struct port {
 #define LOG_RING 8192
 static char log_ring[LOG_RING];
 static size_t log_total;          /* bytes ever written */
-static int log_echo;              /* MESHGATE_DPDK_LOG=1: copy to stderr */
+static int log_echo_fd = -1;      /* MESHGATE_DPDK_LOG=1: copy to stderr */
 static FILE *log_stream;
 static int eal_ready;
 
@@ -64,8 +65,8 @@ static ssize_t log_write(void *cookie, const char *buf, size_t size)
 	for (size_t i = 0; i < size; i++)
 		log_ring[(log_total + i) % LOG_RING] = buf[i];
 	log_total += size;
-	if (log_echo) {
-		ssize_t w = write(2, buf, size);
+	if (log_echo_fd >= 0) {
+		ssize_t w = write(log_echo_fd, buf, size);
 		(void)w;
 	}
 	return (ssize_t)size;
@@ -84,23 +85,28 @@ size_t port_log_tail(char *buf, size_t len)
 	return n;
 }
 
-/* The last non-empty line DPDK logged since `mark`, trimmed, or "". */
-static void log_last_line(size_t mark, char *out, size_t outlen)
+/* The first non-empty line DPDK logged since `mark` (the cause; later lines
+ * are mostly consequences), trimmed, or "". */
+static void log_first_line(size_t mark, char *out, size_t outlen)
 {
-	char tail[512];
+	char text[1024];
 	out[0] = '\0';
 	if (log_stream)
 		fflush(log_stream);
-	if (log_total <= mark)
+	if (log_total <= mark || log_total - mark > LOG_RING)
 		return;
 	size_t want = log_total - mark;
-	size_t n = port_log_tail(tail, want + 1 < sizeof(tail) ? want + 1 : sizeof(tail));
-	while (n > 0 && isspace((unsigned char)tail[n - 1]))
-		tail[--n] = '\0';
-	char *line = strrchr(tail, '\n');
-	line = line ? line + 1 : tail;
+	size_t n = want < sizeof(text) ? want : sizeof(text) - 1;
+	for (size_t i = 0; i < n; i++)
+		text[i] = log_ring[(mark + i) % LOG_RING];
+	text[n] = '\0';
+	char *line = text;
 	while (*line && isspace((unsigned char)*line))
 		line++;
+	line[strcspn(line, "\n")] = '\0';
+	size_t len = strlen(line);
+	while (len > 0 && isspace((unsigned char)line[len - 1]))
+		line[--len] = '\0';
 	snprintf(out, outlen, "%s", line);
 }
 
@@ -109,7 +115,10 @@ static void log_capture_start(void)
 	if (log_stream)
 		return;
 	const char *e = getenv("MESHGATE_DPDK_LOG");
-	log_echo = e && e[0] == '1';
+	/* a copy of stderr, so the echo survives the redirection around
+	 * rte_eal_init() */
+	if (e && e[0] == '1')
+		log_echo_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 	cookie_io_functions_t io = { .read = NULL, .write = log_write, .seek = NULL, .close = NULL };
 	log_stream = fopencookie(NULL, "w", io);
 	if (!log_stream)
@@ -130,7 +139,7 @@ static void fail(char *err, size_t errlen, size_t mark, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-	log_last_line(mark, last, sizeof(last));
+	log_first_line(mark, last, sizeof(last));
 	if (last[0] && n >= 0 && (size_t)n < errlen)
 		snprintf(err + n, errlen - (size_t)n, " (DPDK: %s)", last);
 	/* one line: never let a newline through */
@@ -177,7 +186,8 @@ static const char *eal_hint(int e)
 {
 	switch (e) {
 	case EACCES:
-		return "permission denied: run as root (or with CAP_SYS_ADMIN/CAP_NET_RAW/CAP_IPC_LOCK)";
+		return "cannot use hugepages or devices: run as root, and reserve hugepages "
+		       "(/proc/sys/vm/nr_hugepages) or add --no-huge -m 512";
 	case ENOMEM:
 		return "not enough memory: reserve hugepages (/proc/sys/vm/nr_hugepages) or use --no-huge -m 512";
 	case EINVAL:
@@ -276,31 +286,55 @@ int port_eal_init(const char *const *args, int nargs,
 	log_capture_start();
 	size_t mark = log_total;
 
-	/* On bad arguments the EAL prints its whole usage text on stdout:
-	 * keep that out of the appliance's output (the error line says what
-	 * to check). */
+	/* On bad arguments the EAL prints its whole usage text on stdout and
+	 * getopt/alerts on stderr: keep both out of the appliance's output
+	 * (stderr goes to a memory file whose first line can explain). */
+	char said[160] = "";
 	fflush(stdout);
-	int saved_stdout = dup(1);
+	fflush(stderr);
+	int saved_stdout = dup(1), saved_stderr = dup(2);
 	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	int errmem = memfd_create("meshgate-eal-stderr", MFD_CLOEXEC);
 	if (saved_stdout >= 0 && devnull >= 0)
 		dup2(devnull, 1);
+	if (saved_stderr >= 0 && errmem >= 0)
+		dup2(errmem, 2);
 	int ret = rte_eal_init(argc, argv);
 	int eal_errno = rte_errno;
 	fflush(stdout);
+	fflush(stderr);
 	if (saved_stdout >= 0 && devnull >= 0)
 		dup2(saved_stdout, 1);
+	if (saved_stderr >= 0 && errmem >= 0) {
+		dup2(saved_stderr, 2);
+		ssize_t got = pread(errmem, said, sizeof(said) - 1, 0);
+		said[got > 0 ? got : 0] = '\0';
+		said[strcspn(said, "\n")] = '\0';
+	}
 	if (saved_stdout >= 0)
 		close(saved_stdout);
+	if (saved_stderr >= 0)
+		close(saved_stderr);
 	if (devnull >= 0)
 		close(devnull);
+	if (errmem >= 0)
+		close(errmem);
 
 	if (ret < 0) {
+		/* a failed start can leave its (empty) runtime dir behind */
+		const char *rundir = rte_eal_get_runtime_dir();
+		if (rundir && strstr(rundir, "/meshgate-"))
+			rmdir(rundir);
 		if (eal_errno == EALREADY) {
 			fail(err, errlen, mark, "dpdk: the EAL was already started once in this process and cannot restart");
 			return -1;
 		}
-		fail(err, errlen, mark, "dpdk: EAL start failed: %s%s", eal_hint(eal_errno),
-		     auto_no_huge ? " (no free hugepages, so --no-huge -m " EAL_NO_HUGE_MB " was used)" : "");
+		/* getopt's "unrecognized option '--x'" names the culprit */
+		int from_getopt = strstr(said, "option") != NULL;
+		fail(err, errlen, from_getopt ? log_total : mark, "dpdk: EAL start failed: %s%s%s%s%s",
+		     eal_hint(eal_errno),
+		     auto_no_huge ? " (no free hugepages, so --no-huge -m " EAL_NO_HUGE_MB " was used)" : "",
+		     from_getopt ? " (DPDK: " : "", from_getopt ? said : "", from_getopt ? ")" : "");
 		return -1;
 	}
 	eal_ready = 1;

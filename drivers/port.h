@@ -4,8 +4,8 @@
  * Pools are created once in port_open(); nothing allocates afterwards.
  * No function here exits or panics: errors come back as -1 plus a message in
  * the caller's buffer that says what to check (device string, permissions,
- * hugepages / --no-huge), never raw EAL internals. At most the last line DPDK
- * logged is quoted at the end of the message.
+ * hugepages / --no-huge), never raw EAL internals. At most the first line DPDK
+ * logged for the failure is quoted at the end of the message.
  *
  * Threading: everything is called from the one thread that called
  * port_eal_init(); nothing here is thread-safe. */
