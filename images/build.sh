@@ -143,6 +143,8 @@ grub-mkrescue -o "$iso" --locales= --themes= --fonts= --compress=xz \
 qcow=$out/$name$suffix.qcow2
 qemu-img convert -q -f raw -O qcow2 -c "$iso" "$qcow"
 
+sha256sum < "$init" > "$out/$name$suffix.init"   # which /init this image holds
+
 sz() { stat -c %s "$1" | awk '{printf "%.1f MB", $1 / 1048576}'; }
 say "kernel $kver ($flavour) $(sz "$vmlinuz"), $nmods+$nnic modules, initramfs $(sz "$initrd")"
 say "$iso $(sz "$iso")"
