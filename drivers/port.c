@@ -595,6 +595,11 @@ void *port_tx_reserve(struct port *port, uint16_t len)
 	return data;
 }
 
+void *port_tx_reserve_drv(void *port, uint16_t len)
+{
+	return port_tx_reserve(port, len);
+}
+
 unsigned port_tx_flush(struct port *port)
 {
 	uint16_t sent = 0;

@@ -82,6 +82,10 @@ unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg);
  * The signature matches net_tx_reserve_fn (net/stack.h) with drv = port. */
 void *port_tx_reserve(struct port *port, uint16_t len);
 
+/* port_tx_reserve() with exactly net_tx_reserve_fn's shape (net/stack.h):
+ * net_if_add(..., port_tx_reserve_drv, port). */
+void *port_tx_reserve_drv(void *port, uint16_t len);
+
 /* Sends the pending TX batch; frames the NIC did not take after a few quick
  * retries are freed and counted in tx_dropped/tx_ring_full. Call once per
  * loop iteration. Returns the number of frames sent. */

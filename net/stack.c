@@ -109,6 +109,11 @@ void net_if_input(struct net_if *nif, const void *frame, uint16_t len)
 		pbuf_free(p);
 }
 
+void net_if_deliver(void *nif, const void *frame, uint16_t len)
+{
+	net_if_input(nif, frame, len);
+}
+
 struct netif *net_if_netif(struct net_if *nif)
 {
 	return &nif->netif;

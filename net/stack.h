@@ -39,6 +39,10 @@ struct net_if *net_if_add(const char *name, const uint8_t mac[6],
  * rx_no_pbuf. May call tx_reserve of any interface (replies, ACKs). */
 void net_if_input(struct net_if *nif, const void *frame, uint16_t len);
 
+/* net_if_input() with exactly port_deliver_fn's shape (drivers/port.h):
+ * port_poll(port, net_if_deliver, nif). */
+void net_if_deliver(void *nif, const void *frame, uint16_t len);
+
 struct netif *net_if_netif(struct net_if *nif);
 uint32_t net_if_addr(const struct net_if *nif);
 const char *net_if_name(const struct net_if *nif);

@@ -168,16 +168,6 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	return ERR_ABRT;
 }
 
-static void *echo_tx_reserve(void *drv, uint16_t len)
-{
-	return port_tx_reserve(drv, len);
-}
-
-static void echo_deliver(void *arg, const void *frame, uint16_t len)
-{
-	net_if_input(arg, frame, len);
-}
-
 static int usage(const char *why)
 {
 	fprintf(stderr, "port_echo: %s; usage: port_echo --device DEV --addr A.B.C.D/LEN [--port N] "
@@ -263,7 +253,7 @@ int main(int argc, char **argv)
 	uint8_t mac[6];
 	port_mac(echo.port, mac);
 	net_init();
-	echo.nif = net_if_add("echo", mac, ip.s_addr, (uint8_t)prefix, 0, echo_tx_reserve, echo.port);
+	echo.nif = net_if_add("echo", mac, ip.s_addr, (uint8_t)prefix, 0, port_tx_reserve_drv, echo.port);
 	struct tcp_pcb *l = tcp_new();
 	int rc = 1;
 	if (!echo.nif || !l || tcp_bind(l, IP4_ADDR_ANY, (u16_t)tcp_port) != ERR_OK) {
@@ -285,7 +275,7 @@ int main(int argc, char **argv)
 	uint32_t start = net_now_ms();
 	unsigned idle = 0;
 	while (!stop && net_now_ms() - start < seconds * 1000u) {
-		unsigned n = port_poll(echo.port, echo_deliver, echo.nif);
+		unsigned n = port_poll(echo.port, net_if_deliver, echo.nif);
 		net_timers();
 		port_tx_flush(echo.port);
 		if (n) {
