@@ -58,13 +58,33 @@ static void scan_reset(struct http_scan *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* Returns how many bytes of d[0..n) may be fed; *bad when stopped at a
- * refused byte. After the empty line ending the head the scan stops. */
-static size_t scan_head(struct http_scan *s, const char *d, size_t n, bool *bad)
+enum scan_bad { SCAN_OK, SCAN_FOLD, SCAN_BARE_CR, SCAN_BAD_START };
+
+/* Returns how many bytes of d[0..n) may be fed; *bad says why it stopped
+ * early. After the empty line ending the head the scan stops. A CR must be
+ * followed by LF: Debian builds http-parser with HTTP_PARSER_STRICT=0,
+ * which would take any byte after a CR as the line end; for the same
+ * reason a response must start with `prefix` ("HTTP/1."), which non-strict
+ * http-parser does not check. */
+static size_t scan_head(struct http_scan *s, const char *d, size_t n, const char *prefix,
+			enum scan_bad *bad)
 {
-	*bad = false;
+	*bad = SCAN_OK;
 	for (size_t i = 0; i < n && !s->head_ended; i++) {
 		unsigned char c = (unsigned char)d[i];
+		if (prefix && s->lines == 0 && (s->started || (c != '\r' && c != '\n')) &&
+		    prefix[s->prefix_pos] != '\0') {
+			if (c != (unsigned char)prefix[s->prefix_pos]) {
+				*bad = SCAN_BAD_START;
+				return i;
+			}
+			s->prefix_pos++;
+		}
+		if (s->prev_cr && c != '\n') {
+			*bad = SCAN_BARE_CR;
+			return i;
+		}
+		s->prev_cr = 0;
 		if (c == '\n') {
 			if (!s->started)
 				continue;           /* CRLFs before a message are skipped */
@@ -73,9 +93,9 @@ static size_t scan_head(struct http_scan *s, const char *d, size_t n, bool *bad)
 			s->lines = 1;
 			s->line_len = 0;
 		} else if (c == '\r') {
-			continue;
+			s->prev_cr = 1;
 		} else if ((c == ' ' || c == '\t') && s->line_len == 0 && s->lines > 0) {
-			*bad = true;
+			*bad = SCAN_FOLD;
 			return i;
 		} else {
 			s->started = 1;
@@ -389,11 +409,42 @@ static struct http_feed_result req_fail_result(struct http_request_parser *p, en
 	return result(HTTP_EVENT_ERROR, consumed);
 }
 
+/* RFC 7230 tchar. http-parser built non-strict lets a space into a name
+ * ("Content-Length : 5"), which another server may read as the header. */
+static bool is_token(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c != 0 && strchr("!#$%&'*+-.^_`|~", c))))
+			return false;
+	}
+	return true;
+}
+
+/* The target is forwarded as received: only visible ASCII (non-strict
+ * http-parser also takes TAB, FF and bytes >= 0x80). */
+static bool target_ok(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
 /* Rules checked once the whole head is known. */
 static enum http_error req_check_head(struct http_request_parser *p)
 {
+	if (!p->target || !target_ok(p->target, p->target_len))
+		return HTTP_ERR_BAD_REQUEST;
 	for (int i = 0; i < p->nheaders; i++) {
 		const struct policy_header *h = &p->headers[i];
+		if (!is_token(h->name, h->name_len))
+			return HTTP_ERR_BAD_REQUEST;
 		if (name_equals(h->name, h->name_len, "host")) {
 			if (p->nhosts++ == 0)
 				p->host_index = i;
@@ -408,8 +459,6 @@ static enum http_error req_check_head(struct http_request_parser *p)
 		return HTTP_ERR_UNSUPPORTED;
 	if (p->nhosts > 1 || (p->nhosts == 0 && p->hp.http_minor >= 1))
 		return HTTP_ERR_BAD_HOST;
-	if (!p->target)
-		return HTTP_ERR_BAD_REQUEST;
 	p->keep_alive = http_should_keep_alive(&p->hp) != 0;
 	p->chunked = (p->hp.flags & F_CHUNKED) != 0;
 	p->upgrade = p->hp.upgrade != 0;
@@ -424,13 +473,15 @@ static struct http_feed_result req_feed_head(struct http_request_parser *p, cons
 		req_reset_head(p);
 	size_t budget = p->max_head - p->head_used;
 	size_t window = len < budget ? len : budget;
-	bool bad = false;
-	window = scan_head(&p->scan, data, window, &bad);
+	enum scan_bad bad;
+	window = scan_head(&p->scan, data, window, NULL, &bad);
+	enum http_error stop_error = bad == SCAN_FOLD ? HTTP_ERR_SMUGGLING :
+				     bad == SCAN_BARE_CR ? HTTP_ERR_BAD_REQUEST : HTTP_ERR_HEAD_TOO_LARGE;
 	for (size_t i = 0; i < window && p->head_used + i < 3; i++)
 		if (p->h2_match == p->head_used + i && data[i] == h2_preface[p->head_used + i])
 			p->h2_match++;
 	if (window == 0)
-		return req_fail_result(p, bad ? HTTP_ERR_SMUGGLING : HTTP_ERR_HEAD_TOO_LARGE, 0);
+		return req_fail_result(p, stop_error, 0);
 
 	size_t n = http_parser_execute(&p->hp, &req_settings, data, window);
 	p->head_used += n;
@@ -459,7 +510,7 @@ static struct http_feed_result req_feed_head(struct http_request_parser *p, cons
 	if (e != HPE_OK)
 		return req_fail_result(p, req_map_errno(p, e), n);
 	if (window < len)
-		return req_fail_result(p, bad ? HTTP_ERR_SMUGGLING : HTTP_ERR_HEAD_TOO_LARGE, n);
+		return req_fail_result(p, stop_error, n);
 	return result(HTTP_EVENT_NEED_MORE, n);
 }
 
@@ -503,6 +554,9 @@ struct http_feed_result http_request_feed(struct http_request_parser *p, const c
 			p->msg_done = false;
 			if (p->upgrade) {
 				p->phase = PHASE_TUNNEL;
+			} else if (!p->keep_alive) {
+				/* Debian's non-strict http-parser would read on */
+				p->phase = PHASE_CLOSED;
 			} else {
 				p->phase = PHASE_HEAD;
 				p->needs_reset = true;
@@ -518,6 +572,7 @@ struct http_feed_result http_request_feed(struct http_request_parser *p, const c
 	case PHASE_HEAD: return req_feed_head(p, data, len);
 	case PHASE_BODY: return req_feed_body(p, data, len);
 	case PHASE_TUNNEL: return result(HTTP_EVENT_TUNNEL, len);
+	case PHASE_CLOSED: return req_fail_result(p, HTTP_ERR_AFTER_CLOSE, 0);
 	default: return req_fail_result(p, HTTP_ERR_BAD_REQUEST, 0);
 	}
 }
@@ -730,10 +785,11 @@ static struct http_feed_result resp_feed_head(struct http_response_parser *p, co
 		return resp_fail_result(p, HTTP_ERR_UNSOLICITED, 0);
 	size_t budget = p->max_head - p->head_used;
 	size_t window = len < budget ? len : budget;
-	bool bad = false;
-	window = scan_head(&p->scan, data, window, &bad);
+	enum scan_bad bad;
+	window = scan_head(&p->scan, data, window, "HTTP/1.", &bad);
+	enum http_error stop_error = bad != SCAN_OK ? HTTP_ERR_BAD_RESPONSE : HTTP_ERR_RESPONSE_TOO_LARGE;
 	if (window == 0)
-		return resp_fail_result(p, bad ? HTTP_ERR_BAD_RESPONSE : HTTP_ERR_RESPONSE_TOO_LARGE, 0);
+		return resp_fail_result(p, stop_error, 0);
 	size_t n = http_parser_execute(&p->hp, &resp_settings, data, window);
 	p->head_used += n;
 	if (p->head_done) {
@@ -759,7 +815,7 @@ static struct http_feed_result resp_feed_head(struct http_response_parser *p, co
 	if (e != HPE_OK)
 		return resp_fail_result(p, resp_map_errno(p, e), n);
 	if (window < len)
-		return resp_fail_result(p, bad ? HTTP_ERR_BAD_RESPONSE : HTTP_ERR_RESPONSE_TOO_LARGE, n);
+		return resp_fail_result(p, stop_error, n);
 	return result(HTTP_EVENT_NEED_MORE, n);
 }
 
@@ -805,6 +861,8 @@ static struct http_feed_result resp_deliver_pending(struct http_response_parser 
 		}
 		if (p->tunnel)
 			p->phase = PHASE_TUNNEL;
+		else if (!p->interim && !p->keep_alive)
+			p->phase = PHASE_CLOSED;    /* the upstream closes after this */
 		else if (p->phase != PHASE_CLOSED)
 			p->phase = PHASE_HEAD;
 		/* the status and flags stay readable until the next head starts */

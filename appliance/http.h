@@ -159,7 +159,7 @@ struct http_feed_result {
  * that http-parser accepts but other servers read differently). */
 struct http_scan {
 	uint32_t line_len;
-	uint8_t lines, started, head_ended;
+	uint8_t lines, started, head_ended, prev_cr, prefix_pos;
 	uint8_t chunk_state;
 	uint64_t chunk_left;
 };
