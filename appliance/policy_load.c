@@ -331,12 +331,17 @@ static bool parse_ports_node(struct policy_builder *b, const struct ydoc *d, con
 		fieldf(field, sizeof field, base, key, i);
 		yaml_node_t *item = yseq_at(d, n, i);
 		const char *s = ystr(item);
-		if (s && !yis_null(item) && (s[0] < '0' || s[0] > '9')) {
-			yerr(d, item, field, "must be a port number 1-65535, got \"%s\"", s);
-			ok = false;
-		} else if (yget_uint(d, item, field, 1, 65535, &v)) {
+		bool good = s && !yis_null(item) && s[0] >= '1' && s[0] <= '9' && strlen(s) <= 5;
+		for (const char *c = s; good && *c; c++)
+			good = *c >= '0' && *c <= '9';
+		v = good ? strtoul(s, NULL, 10) : 0;
+		if (good && v <= 65535) {
 			out->v[out->n++] = (uint16_t)v;
 		} else {
+			if (s && !yis_null(item))
+				yerr(d, item, field, "must be a port number 1-65535, got \"%s\"", s);
+			else
+				yerr(d, item, field, "must be a port number 1-65535, got %s", ytype_name(item));
 			ok = false;
 		}
 	}
