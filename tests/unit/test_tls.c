@@ -1,0 +1,596 @@
+/* tls_conn against a real client: OpenSSL's libssl over memory BIOs.
+ * Every refusal is checked twice: the server's tls_error, and the alert the
+ * OpenSSL client actually received. The PKI comes from tests/pki/gen.sh. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "tls/tls.h"
+
+#define PKI "../build/test-pki"
+
+static struct tls_credentials creds, creds_rsa;
+static struct tls_conn conn;
+
+struct client {
+	SSL_CTX *ctx;
+	SSL *ssl;
+	BIO *to_client;     /* server output goes here (client's rbio) */
+	BIO *from_client;   /* client output (client's wbio) */
+	unsigned char pend[16384];
+	size_t pend_len, pend_off;
+	int alert_received;     /* -1 none */
+	int done, failed;
+};
+
+static int last_alert = -1;
+
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+	(void)ssl;
+	if ((where & SSL_CB_READ_ALERT) && last_alert < 0)
+		last_alert = ret & 0xff;
+}
+
+static void client_init(struct client *cl, const char *name, int maxver)
+{
+	char cert[256], key[256];
+
+	memset(cl, 0, sizeof *cl);
+	cl->alert_received = -1;
+	last_alert = -1;
+	cl->ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(cl->ctx);
+	if (maxver) {
+		SSL_CTX_set_security_level(cl->ctx, 0);
+		SSL_CTX_set_cipher_list(cl->ctx, "DEFAULT:@SECLEVEL=0");
+		SSL_CTX_set_min_proto_version(cl->ctx, TLS1_VERSION);
+		SSL_CTX_set_max_proto_version(cl->ctx, maxver);
+	}
+	assert_int_equal(SSL_CTX_load_verify_locations(cl->ctx, PKI "/ca.pem", NULL), 1);
+	SSL_CTX_set_verify(cl->ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_info_callback(cl->ctx, info_cb);
+	if (name) {
+		snprintf(cert, sizeof cert, PKI "/%s.pem", name);
+		snprintf(key, sizeof key, PKI "/%s.key", name);
+		assert_int_equal(SSL_CTX_use_certificate_file(cl->ctx, cert, SSL_FILETYPE_PEM), 1);
+		assert_int_equal(SSL_CTX_use_PrivateKey_file(cl->ctx, key, SSL_FILETYPE_PEM), 1);
+	}
+	cl->ssl = SSL_new(cl->ctx);
+	cl->to_client = BIO_new(BIO_s_mem());
+	cl->from_client = BIO_new(BIO_s_mem());
+	SSL_set_bio(cl->ssl, cl->to_client, cl->from_client);
+	SSL_set_connect_state(cl->ssl);
+	SSL_set_tlsext_host_name(cl->ssl, "localhost");
+	SSL_set1_host(cl->ssl, "localhost");
+}
+
+static void client_free(struct client *cl)
+{
+	SSL_free(cl->ssl);
+	SSL_CTX_free(cl->ctx);
+	ERR_clear_error();
+}
+
+/* Moves bytes both ways; returns non-zero if anything moved. */
+static int pump(struct client *cl, struct tls_conn *c)
+{
+	int progress = 0;
+	const unsigned char *p;
+	size_t len;
+
+	for (;;) {
+		if (cl->pend_off == cl->pend_len) {
+			int n = BIO_read(cl->from_client, cl->pend, sizeof cl->pend);
+
+			if (n <= 0)
+				break;
+			cl->pend_len = (size_t)n;
+			cl->pend_off = 0;
+		}
+		len = tls_conn_feed(c, cl->pend + cl->pend_off, cl->pend_len - cl->pend_off);
+		if (len == 0) {
+			/* The engine may want its output drained first. */
+			if ((p = tls_conn_output(c, &len)) == NULL)
+				break;
+			BIO_write(cl->to_client, p, (int)len);
+			tls_conn_output_ack(c, len);
+			progress = 1;
+			continue;
+		}
+		cl->pend_off += len;
+		progress = 1;
+	}
+	while ((p = tls_conn_output(c, &len)) != NULL) {
+		BIO_write(cl->to_client, p, (int)len);
+		tls_conn_output_ack(c, len);
+		progress = 1;
+	}
+	return progress;
+}
+
+static void handshake(struct client *cl, struct tls_conn *c)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		int moved;
+
+		if (!cl->done && !cl->failed) {
+			int r = SSL_do_handshake(cl->ssl);
+
+			if (r == 1) {
+				cl->done = 1;
+			} else {
+				int e = SSL_get_error(cl->ssl, r);
+
+				if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+					cl->failed = 1;
+			}
+		}
+		moved = pump(cl, c);
+		if (!moved && (cl->done || cl->failed) && tls_conn_state(c) != TLS_STATE_HANDSHAKING)
+			break;
+	}
+	cl->alert_received = last_alert;
+	if (getenv("TLS_TEST_DEBUG")) {
+		int x509err, sent, recv;
+		int be = tls_conn_bearssl_error(c, &x509err);
+
+		tls_conn_alerts(c, &sent, &recv);
+		fprintf(stderr, "# server %s/%s bearssl=%d x509=%d alert sent=%d recv=%d; client "
+			"done=%d failed=%d alert=%d\n", tls_state_name(tls_conn_state(c)),
+			tls_error_name(tls_conn_error(c)), be, x509err, sent, recv, cl->done,
+			cl->failed, cl->alert_received);
+		ERR_print_errors_fp(stderr);
+	}
+}
+
+static void expect_refusal(const char *client_cert, enum tls_error want, int alert)
+{
+	struct client cl;
+
+	client_init(&cl, client_cert, 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_FAILED);
+	if (tls_conn_error(&conn) != want)
+		fail_msg("client %s: got %s, want %s", client_cert ? client_cert : "(none)",
+			 tls_error_name(tls_conn_error(&conn)), tls_error_name(want));
+	assert_true(cl.failed);
+	assert_false(cl.done);
+	if (cl.alert_received != alert)
+		fail_msg("client %s: OpenSSL received alert %d, want %d",
+			 client_cert ? client_cert : "(none)", cl.alert_received, alert);
+	assert_null(tls_conn_peer(&conn));
+	client_free(&cl);
+}
+
+static int64_t x509_not_after(const char *name)
+{
+	char path[256];
+	FILE *f;
+	X509 *x;
+	struct tm tm;
+
+	snprintf(path, sizeof path, PKI "/%s.pem", name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm), 1);
+	X509_free(x);
+	return (int64_t)timegm(&tm);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_allowed_identity_and_data(void **state)
+{
+	struct client cl;
+	const struct tls_peer *peer;
+	const unsigned char *p;
+	size_t len, got = 0;
+	char buf[64];
+	int n, i;
+
+	(void)state;
+	client_init(&cl, "frontend", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_HANDSHAKING);
+	handshake(&cl, &conn);
+	assert_true(cl.done);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_int_equal(tls_conn_error(&conn), TLS_OK);
+	assert_string_equal(SSL_get_version(cl.ssl), "TLSv1.2");
+	assert_int_equal(tls_conn_cipher_suite(&conn), 0xC02B);  /* ECDHE-ECDSA-AES128-GCM */
+	assert_int_equal(SSL_get_verify_result(cl.ssl), X509_V_OK);
+	peer = tls_conn_peer(&conn);
+	assert_non_null(peer);
+	assert_string_equal(peer->spiffe_id, "spiffe://cluster.local/ns/prod/sa/frontend");
+	assert_string_equal(tls_peer_principal(peer), "cluster.local/ns/prod/sa/frontend");
+	assert_string_equal(peer->trust_domain, "cluster.local");
+	assert_string_equal(peer->namespace_, "prod");
+	assert_string_equal(peer->service_account, "frontend");
+	assert_int_equal(peer->trust_domain_index, 0);
+	assert_true(peer->not_after == x509_not_after("frontend"));
+
+	/* client -> server */
+	assert_int_equal(SSL_write(cl.ssl, "hello gateway", 13), 13);
+	pump(&cl, &conn);
+	p = tls_conn_read(&conn, &len);
+	assert_non_null(p);
+	assert_int_equal(len, 13);
+	assert_memory_equal(p, "hello gateway", 13);
+	tls_conn_read_ack(&conn, len);
+	assert_null(tls_conn_read(&conn, &len));
+
+	/* server -> client, more than one record */
+	for (i = 0; i < 3; i++) {
+		static unsigned char big[20000];
+		size_t off = 0;
+
+		memset(big, 'a' + i, sizeof big);
+		while (off < sizeof big) {
+			size_t w = tls_conn_write(&conn, big + off, sizeof big - off);
+
+			if (w == 0) {
+				tls_conn_flush(&conn);
+				pump(&cl, &conn);
+				continue;
+			}
+			off += w;
+		}
+	}
+	tls_conn_flush(&conn);
+	pump(&cl, &conn);
+	for (;;) {
+		n = SSL_read(cl.ssl, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		for (i = 0; i < n; i++)
+			assert_int_equal(buf[i], 'a' + (int)((got + (size_t)i) / 20000));
+		got += (size_t)n;
+	}
+	assert_int_equal(got, 60000);
+
+	/* client close_notify -> server answers and is CLOSED cleanly */
+	SSL_shutdown(cl.ssl);
+	pump(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_CLOSED);
+	assert_int_equal(tls_conn_error(&conn), TLS_OK);
+	assert_int_equal(SSL_shutdown(cl.ssl), 1);   /* server's close_notify arrived */
+	client_free(&cl);
+}
+
+static void test_server_close_notify(void **state)
+{
+	struct client cl;
+	char buf[16];
+	int n;
+
+	(void)state;
+	client_init(&cl, "frontend", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_int_equal(tls_conn_write(&conn, "bye", 3), 3);
+	tls_conn_close(&conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_CLOSING);
+	assert_int_equal(tls_conn_write(&conn, "x", 1), 0);
+	pump(&cl, &conn);
+	n = SSL_read(cl.ssl, buf, sizeof buf);
+	assert_int_equal(n, 3);
+	n = SSL_read(cl.ssl, buf, sizeof buf);
+	assert_true(n <= 0);
+	assert_int_equal(SSL_get_error(cl.ssl, n), SSL_ERROR_ZERO_RETURN);
+	/* The peer hangs up without answering: still a clean end. */
+	tls_conn_eof(&conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_CLOSED);
+	assert_int_equal(tls_conn_error(&conn), TLS_OK);
+	client_free(&cl);
+}
+
+static void test_second_trust_domain(void **state)
+{
+	struct client cl;
+	const struct tls_peer *peer;
+
+	(void)state;
+	client_init(&cl, "otherdomain", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	peer = tls_conn_peer(&conn);
+	assert_non_null(peer);
+	assert_string_equal(peer->trust_domain, "other.example");
+	assert_string_equal(peer->namespace_, "payments");
+	assert_string_equal(peer->service_account, "api");
+	assert_int_equal(peer->trust_domain_index, 1);
+	client_free(&cl);
+}
+
+static void test_no_eku_accepted(void **state)
+{
+	struct client cl;
+
+	(void)state;
+	client_init(&cl, "no-eku", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	client_free(&cl);
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	expect_refusal(NULL, TLS_ERR_NO_CLIENT_CERT, 40);
+	expect_refusal("other-ca", TLS_ERR_UNKNOWN_CA, 48);
+	expect_refusal("expired", TLS_ERR_CERT_EXPIRED, 45);
+	expect_refusal("not-yet-valid", TLS_ERR_CERT_NOT_YET_VALID, 45);
+	expect_refusal("no-uri", TLS_ERR_NO_SPIFFE_ID, 42);
+	expect_refusal("http-uri", TLS_ERR_NO_SPIFFE_ID, 42);
+	expect_refusal("bad-spiffe", TLS_ERR_BAD_SPIFFE_ID, 42);
+	expect_refusal("two-uris", TLS_ERR_MULTIPLE_URI_SANS, 42);
+	expect_refusal("server-eku-only", TLS_ERR_EKU_NOT_CLIENT_AUTH, 43);
+	expect_refusal("unknown-td", TLS_ERR_UNKNOWN_TRUST_DOMAIN, 48);
+}
+
+struct authz_log {
+	int calls;
+	char seen[TLS_SPIFFE_MAX_ID + 1];
+};
+
+static int deny_dev(void *arg, const struct tls_peer *peer)
+{
+	struct authz_log *log = arg;
+
+	log->calls++;
+	snprintf(log->seen, sizeof log->seen, "%s", peer->spiffe_id);
+	return strcmp(peer->namespace_, "dev") == 0;
+}
+
+static void test_authorize_hook(void **state)
+{
+	struct client cl;
+	struct authz_log log = { 0 };
+
+	(void)state;
+	client_init(&cl, "ns-dev", 0);
+	tls_conn_reset(&conn, &creds, deny_dev, &log);
+	handshake(&cl, &conn);
+	assert_int_equal(log.calls, 1);
+	assert_string_equal(log.seen, "spiffe://cluster.local/ns/dev/sa/tool");
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_FAILED);
+	assert_int_equal(tls_conn_error(&conn), TLS_ERR_ACCESS_DENIED);
+	assert_int_equal(cl.alert_received, 49);
+	assert_true(cl.failed);
+	assert_non_null(tls_conn_peer(&conn));   /* for the log line */
+	client_free(&cl);
+
+	memset(&log, 0, sizeof log);
+	client_init(&cl, "frontend", 0);
+	tls_conn_reset(&conn, &creds, deny_dev, &log);
+	handshake(&cl, &conn);
+	assert_int_equal(log.calls, 1);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	client_free(&cl);
+}
+
+static void test_plaintext_http(void **state)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: meshgate\r\n\r\n";
+	const unsigned char *p;
+	size_t len;
+
+	(void)state;
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	tls_conn_feed(&conn, req, sizeof req - 1);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_FAILED);
+	assert_int_equal(tls_conn_error(&conn), TLS_ERR_PROTOCOL);
+	p = tls_conn_output(&conn, &len);
+	if (p != NULL) {     /* an alert record, if any, is a well-formed one */
+		assert_int_equal(len, 7);
+		assert_int_equal(p[0], 21);
+		assert_int_equal(p[5], 2);
+		tls_conn_output_ack(&conn, len);
+	}
+	assert_null(tls_conn_output(&conn, &len));
+	/* Sticky: nothing more is taken. */
+	assert_int_equal(tls_conn_feed(&conn, req, sizeof req - 1), 0);
+	assert_int_equal(tls_conn_error(&conn), TLS_ERR_PROTOCOL);
+}
+
+static void test_tls11_refused(void **state)
+{
+	struct client cl;
+	int sent;
+
+	(void)state;
+	client_init(&cl, "frontend", TLS1_1_VERSION);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_true(cl.failed);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_FAILED);
+	assert_int_equal(tls_conn_error(&conn), TLS_ERR_UNSUPPORTED_VERSION);
+	/* BearSSL sends protocol_version itself, in a TLS 1.2 record that a
+	 * TLS 1.1-only OpenSSL reports as "wrong version number" instead. */
+	tls_conn_alerts(&conn, &sent, NULL);
+	assert_int_equal(sent, 70);
+	assert_true(cl.alert_received == 70 || cl.alert_received == -1);
+	client_free(&cl);
+}
+
+static void test_eof_during_handshake(void **state)
+{
+	struct client cl;
+
+	(void)state;
+	client_init(&cl, "frontend", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	SSL_do_handshake(cl.ssl);
+	pump(&cl, &conn);    /* ClientHello in, ServerHello..Done out */
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_HANDSHAKING);
+	tls_conn_eof(&conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_FAILED);
+	assert_int_equal(tls_conn_error(&conn), TLS_ERR_CLOSED_BY_PEER);
+	assert_string_equal(tls_error_name(tls_conn_error(&conn)), "closed_by_peer");
+	client_free(&cl);
+}
+
+static void test_rsa_server(void **state)
+{
+	struct client cl;
+
+	(void)state;
+	client_init(&cl, "frontend", 0);
+	tls_conn_reset(&conn, &creds_rsa, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_true(cl.done);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_int_equal(tls_conn_cipher_suite(&conn), 0xC02F);  /* ECDHE-RSA-AES128-GCM */
+	client_free(&cl);
+}
+
+static void test_credentials_errors(void **state)
+{
+	struct tls_credentials cr;
+	struct config_trust_bundle b[2];
+	char err[512];
+
+	(void)state;
+	memset(b, 0, sizeof b);
+	snprintf(b[0].trust_domain, sizeof b[0].trust_domain, "cluster.local");
+	snprintf(b[0].roots, sizeof b[0].roots, PKI "/ca.pem");
+
+	assert_int_equal(tls_credentials_load(&cr, PKI "/missing.pem", PKI "/gateway.key", b, 1,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "missing.pem: cannot open: No such file"));
+
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway.key", PKI "/gateway.key", b, 1,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "gateway.key: no certificate in PEM"));
+
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway.pem", PKI "/frontend.key", b, 1,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "frontend.key: private key does not match certificate"));
+
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway.pem", PKI "/gateway.pem", b, 1,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "gateway.pem: no private key in PEM"));
+
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway-rsa.pem", PKI "/gateway.key", b, 1,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "does not match"));
+
+	snprintf(b[1].trust_domain, sizeof b[1].trust_domain, "Bad.Domain");
+	snprintf(b[1].roots, sizeof b[1].roots, PKI "/ca.pem");
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway.pem", PKI "/gateway.key", b, 2,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "\"Bad.Domain\": not a valid SPIFFE trust domain"));
+
+	snprintf(b[1].trust_domain, sizeof b[1].trust_domain, "cluster.local");
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway.pem", PKI "/gateway.key", b, 2,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "configured twice"));
+
+	snprintf(b[1].trust_domain, sizeof b[1].trust_domain, "other.example");
+	snprintf(b[1].roots, sizeof b[1].roots, PKI "/gateway.key");
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway.pem", PKI "/gateway.key", b, 2,
+					      err, sizeof err), -1);
+	assert_non_null(strstr(err, "gateway.key: no certificate in PEM (trust bundle of \"other.example\")"));
+
+	/* Good: chain without the CA, bundle with two roots in one file. */
+	snprintf(b[0].roots, sizeof b[0].roots, PKI "/bundle.pem");
+	assert_int_equal(tls_credentials_load(&cr, PKI "/gateway.pem", PKI "/gateway.key", b, 1,
+					      err, sizeof err), 0);
+	assert_int_equal(cr.domains[0].nanchors, 2);
+	assert_int_equal(cr.chain_len, 1);
+	assert_true(cr.not_after == x509_not_after("gateway"));
+	tls_credentials_free(&cr);
+}
+
+static void test_error_names(void **state)
+{
+	int i, j;
+
+	(void)state;
+	for (i = 0; i < TLS_ERR_COUNT; i++) {
+		const char *n = tls_error_name((enum tls_error)i);
+
+		assert_string_not_equal(n, "unknown");
+		for (j = 0; n[j]; j++)
+			assert_true((n[j] >= 'a' && n[j] <= 'z') || n[j] == '_');
+		for (j = 0; j < i; j++)
+			assert_string_not_equal(n, tls_error_name((enum tls_error)j));
+	}
+	assert_string_equal(tls_error_name(TLS_ERR_PROTOCOL), "protocol_error");
+	assert_string_equal(tls_error_name(TLS_ERR_NO_CLIENT_CERT), "no_client_cert");
+}
+
+static int setup(void **state)
+{
+	struct config_trust_bundle b[2];
+	char err[512];
+
+	(void)state;
+	if (system("pki/gen.sh " PKI) != 0) {
+		fprintf(stderr, "pki/gen.sh failed\n");
+		return -1;
+	}
+	memset(b, 0, sizeof b);
+	snprintf(b[0].trust_domain, sizeof b[0].trust_domain, "cluster.local");
+	snprintf(b[0].roots, sizeof b[0].roots, PKI "/ca.pem");
+	snprintf(b[1].trust_domain, sizeof b[1].trust_domain, "other.example");
+	snprintf(b[1].roots, sizeof b[1].roots, PKI "/otherdomain-ca.pem");
+	if (tls_credentials_load(&creds, PKI "/gateway-chain.pem", PKI "/gateway.key", b, 2, err,
+				 sizeof err) != 0 ||
+	    tls_credentials_load(&creds_rsa, PKI "/gateway-rsa-chain.pem", PKI "/gateway-rsa.key", b,
+				 2, err, sizeof err) != 0) {
+		fprintf(stderr, "credentials: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tls_conn_wipe(&conn);
+	tls_credentials_free(&creds);
+	tls_credentials_free(&creds_rsa);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_error_names),
+		cmocka_unit_test(test_allowed_identity_and_data),
+		cmocka_unit_test(test_server_close_notify),
+		cmocka_unit_test(test_second_trust_domain),
+		cmocka_unit_test(test_no_eku_accepted),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_authorize_hook),
+		cmocka_unit_test(test_plaintext_http),
+		cmocka_unit_test(test_tls11_refused),
+		cmocka_unit_test(test_eof_during_handshake),
+		cmocka_unit_test(test_rsa_server),
+		cmocka_unit_test(test_credentials_errors),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
