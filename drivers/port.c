@@ -211,7 +211,7 @@ int port_eal_init(const char *const *args, int nargs,
 		  const char *const *pci_allow, int npci,
 		  char *err, size_t errlen)
 {
-	static char argbuf[EAL_MAX_ARGS][64];
+	static char argbuf[EAL_MAX_ARGS][256];
 	char *argv[EAL_MAX_ARGS + 1];
 	int argc = 0;
 

@@ -2,6 +2,7 @@
  * from driver callbacks. Only lwIP and C library headers here: no DPDK, and
  * no <netinet/ip.h> (its IP_DF/IP_MF clash with lwIP's). */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lwip/err.h"
