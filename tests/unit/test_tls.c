@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "tls/tls.h"
 
@@ -523,6 +525,67 @@ static void test_credentials_errors(void **state)
 	tls_credentials_free(&cr);
 }
 
+static void test_demo_pki(void **state)
+{
+	char dir[] = "/tmp/mg-demo-pki-XXXXXX", err[512], path[256], keypath[256];
+	struct config_trust_bundle b;
+	struct tls_credentials cr;
+	struct stat st1, st2;
+	struct client cl;
+	X509 *x;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(tls_demo_pki_ensure(dir, "demo.local", err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/client.key", dir);
+	assert_int_equal(stat(path, &st1), 0);
+	assert_int_equal(st1.st_mode & 0777, 0600);
+	/* Idempotent: a second call leaves existing files alone. */
+	assert_int_equal(tls_demo_pki_ensure(dir, "demo.local", err, sizeof err), 0);
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	assert_true(st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec && st1.st_mtime == st2.st_mtime);
+
+	memset(&b, 0, sizeof b);
+	snprintf(b.trust_domain, sizeof b.trust_domain, "demo.local");
+	snprintf(b.roots, sizeof b.roots, "%s/ca.pem", dir);
+	snprintf(path, sizeof path, "%s/gateway.pem", dir);
+	snprintf(keypath, sizeof keypath, "%s/gateway.key", dir);
+	assert_int_equal(tls_credentials_load(&cr, path, keypath, &b, 1, err, sizeof err), 0);
+	assert_int_equal(cr.chain_len, 2);
+
+	/* A real handshake with the demo client identity. */
+	client_init(&cl, NULL, 0);
+	snprintf(path, sizeof path, "%s/intruder.pem", dir);
+	assert_int_equal(SSL_use_certificate_file(cl.ssl, path, SSL_FILETYPE_PEM), 1);
+	snprintf(path, sizeof path, "%s/intruder.key", dir);
+	assert_int_equal(SSL_use_PrivateKey_file(cl.ssl, path, SSL_FILETYPE_PEM), 1);
+	SSL_set_verify(cl.ssl, SSL_VERIFY_NONE, NULL);
+	tls_conn_reset(&conn, &cr, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_string_equal(tls_conn_peer(&conn)->spiffe_id, "spiffe://demo.local/ns/demo/sa/intruder");
+	client_free(&cl);
+	tls_conn_wipe(&conn);
+	tls_credentials_free(&cr);
+
+	snprintf(path, sizeof path, "%s/gateway.pem", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	assert_int_equal(X509_check_host(x, "meshgate.demo", 0, 0, NULL), 1);
+	assert_int_equal(X509_check_ip_asc(x, "198.18.3.2", 0), 1);
+	X509_free(x);
+
+	assert_int_equal(tls_demo_pki_ensure(dir, "Bad Domain", err, sizeof err), -1);
+	assert_non_null(strstr(err, "not a valid SPIFFE trust domain"));
+	snprintf(path, sizeof path, "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 static void test_error_names(void **state)
 {
 	int i, j;
@@ -590,6 +653,7 @@ int main(void)
 		cmocka_unit_test(test_eof_during_handshake),
 		cmocka_unit_test(test_rsa_server),
 		cmocka_unit_test(test_credentials_errors),
+		cmocka_unit_test(test_demo_pki),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
