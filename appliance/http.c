@@ -243,13 +243,6 @@ static bool name_equals(const char *a, size_t alen, const char *b)
 /* ------------------------------------------------------------------ request */
 #define REQ(hp) ((struct http_request_parser *)(hp)->data)
 
-static int req_fail(struct http_request_parser *p, enum http_error e)
-{
-	if (p->error == HTTP_ERR_NONE)
-		p->error = e;
-	return -1;
-}
-
 /* Ends the string being appended: NUL-terminates it (values trimmed of
  * trailing blanks) and points the target/header at it. */
 static void req_finish_string(struct http_request_parser *p)
@@ -282,13 +275,20 @@ static void req_finish_string(struct http_request_parser *p)
 	p->last_cb = CB_NONE;
 }
 
+/* Too many headers (or, defensively, no room) is only recorded here and
+ * reported when the head ends: where http-parser calls back depends on how
+ * the input was split, the end of the head does not. */
 static int req_append(struct http_request_parser *p, int which, const char *at, size_t len)
 {
+	if (p->overflow)
+		return 0;
 	if (p->last_cb != which) {
 		req_finish_string(p);
 		if (which == CB_FIELD) {
-			if (p->nheaders >= HTTP_MAX_HEADERS)
-				return req_fail(p, HTTP_ERR_HEAD_TOO_LARGE);
+			if (p->nheaders >= HTTP_MAX_HEADERS) {
+				p->overflow = true;
+				return 0;
+			}
 			struct policy_header *h = &p->headers[p->nheaders++];
 			h->name = "";
 			h->name_len = 0;
@@ -299,8 +299,10 @@ static int req_append(struct http_request_parser *p, int which, const char *at, 
 		p->str_start = p->buf_used;
 	}
 	/* +1 keeps room for the NUL req_finish_string writes */
-	if (len + 1 > p->buf_size - p->buf_used)
-		return req_fail(p, HTTP_ERR_HEAD_TOO_LARGE);
+	if (len + 1 > p->buf_size - p->buf_used) {
+		p->overflow = true;
+		return 0;
+	}
 	memcpy(p->buf + p->buf_used, at, len);
 	p->buf_used += len;
 	return 0;
@@ -330,7 +332,8 @@ static int req_on_header_value(http_parser *hp, const char *at, size_t len)
 static int req_on_headers_complete(http_parser *hp)
 {
 	struct http_request_parser *p = REQ(hp);
-	req_finish_string(p);
+	if (!p->overflow)
+		req_finish_string(p);
 	p->head_done = true;
 	http_parser_pause(hp, 1);
 	return 0;
@@ -366,7 +369,7 @@ static void req_reset_head(struct http_request_parser *p)
 	p->keep_alive = p->chunked = p->expect_continue = p->upgrade = false;
 	p->content_length = HTTP_NO_CONTENT_LENGTH;
 	p->h2_match = 0;
-	p->head_done = p->msg_done = false;
+	p->head_done = p->msg_done = p->overflow = false;
 	scan_reset(&p->scan);
 	p->needs_reset = false;
 }
@@ -439,6 +442,8 @@ static bool target_ok(const char *s, size_t len)
 /* Rules checked once the whole head is known. */
 static enum http_error req_check_head(struct http_request_parser *p)
 {
+	if (p->overflow)
+		return HTTP_ERR_HEAD_TOO_LARGE;
 	if (!p->target || !target_ok(p->target, p->target_len))
 		return HTTP_ERR_BAD_REQUEST;
 	for (int i = 0; i < p->nheaders; i++) {
@@ -737,7 +742,7 @@ static void resp_reset_head(struct http_response_parser *p)
 	p->head_used = 0;
 	p->head_done = p->msg_done = false;
 	p->status = 0;
-	p->keep_alive = p->interim = p->tunnel = p->eof_body = false;
+	p->keep_alive = p->interim = p->tunnel = p->eof_body = p->chunked = false;
 	scan_reset(&p->scan);
 }
 
@@ -803,6 +808,9 @@ static struct http_feed_result resp_feed_head(struct http_response_parser *p, co
 		else if (e != HPE_OK)
 			return resp_fail_result(p, resp_map_errno(p, e), n);
 		p->keep_alive = http_should_keep_alive(&p->hp) != 0;
+		/* cached: http-parser clears F_CHUNKED while it reads a
+		 * Transfer-Encoding trailer */
+		p->chunked = !p->msg_done && (p->hp.flags & F_CHUNKED);
 		p->eof_body = !p->msg_done && !(p->hp.flags & F_CHUNKED) &&
 			      (p->hp.uses_transfer_encoding || p->hp.content_length == UINT64_MAX);
 		p->phase = PHASE_BODY;
@@ -823,7 +831,7 @@ static struct http_feed_result resp_feed_body(struct http_response_parser *p, co
 {
 	size_t window = len;
 	bool bad = false;
-	if (p->hp.flags & F_CHUNKED)
+	if (p->chunked)
 		window = scan_chunk(&p->scan, data, len, &bad);
 	size_t n = window ? http_parser_execute(&p->hp, &resp_settings, data, window) : 0;
 	if (p->msg_done) {

@@ -175,7 +175,7 @@ struct http_request_parser {
 	size_t buf_size, buf_used, max_head, head_used;
 	int last_cb;                /* which string is being appended */
 	size_t str_start;
-	bool needs_reset, head_done, msg_done;
+	bool needs_reset, head_done, msg_done, overflow;
 	struct http_scan scan;
 	uint8_t h2_match;           /* bytes of the HTTP/2 preface matched */
 	/* parsed head (valid from HEAD_COMPLETE, see above) */
@@ -250,7 +250,7 @@ struct http_response_parser {
 	unsigned mhead, mcount;
 	/* current response */
 	unsigned status;
-	bool keep_alive, interim, tunnel, eof_body;
+	bool keep_alive, interim, tunnel, eof_body, chunked;
 };
 void http_response_parser_init(struct http_response_parser *p, size_t max_head);
 /* Tells the parser a request with this method was forwarded (so a HEAD's
