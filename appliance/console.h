@@ -23,14 +23,21 @@
  *     2. feed input only when the output buffer is empty, from a small input
  *        buffer the driver keeps (in[], in_off, in_len):
  *          if (!console_output_pending(&con)) {
- *              if (in_off == in_len) { in_len = serial_read(&ser, in, sizeof in); in_off = 0; }
- *              if (in_len > 0) in_off += console_input(&con, in + in_off, in_len - in_off, now_ms);
+ *              if (in_off == in_len) { r = serial_read(&ser, in, sizeof in);  // <0: EOF/error
+ *                                      if (r >= 0) { in_len = r; in_off = 0; } }
+ *              if (in_off < in_len) in_off += console_input(&con, in + in_off, in_len - in_off, now_ms);
  *          }
  *        console_input() stops right after each line it executes, so every
  *        command starts with an empty output buffer (a paste of many
  *        commands runs them one by one as the driver drains the output).
  *     3. console_output_pending() also tells the adaptive idle sleep that
  *        the console has bytes to write (poll the fd for POLLOUT then).
+ *
+ *     4. at shutdown: drain the output, then serial_flush(&ser, 1000) and
+ *        serial_close(&ser) so the last words reach the operator and the
+ *        terminal is restored. tests/console/console_demo.c is a complete,
+ *        tested example of this loop.
+ *   In CONSOLE_LINES mode a last line without a newline before EOF is not run.
  *
  *   Command handlers that must act on the loop (drain, shutdown, reload)
  *   set a flag in their ctx and return; the loop acts on it between
