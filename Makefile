@@ -87,7 +87,7 @@ lwip: $(LWIP_LIB)
 
 # ---------------------------------------------------------------- our code
 # Rules the build enforces: warnings are errors, unsafe string calls are banned.
-WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla -Wno-format-truncation
 BANNED := -include appliance/banned.h
 DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
 CFLAGS ?= -O2 -g
@@ -95,11 +95,12 @@ CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -DMESHGATE_VERSION='"$(VERSION)"' \
 	-I. -Inet -I$(LWIP_SRC)/include -fno-strict-aliasing
 
 # Platform-free code: builds and unit-tests without DPDK (STYLE.md habit 4).
-CORE_SRCS := $(filter-out appliance/main.c,$(wildcard appliance/*.c)) $(wildcard net/*.c) $(wildcard tls/*.c)
+BIN_SRCS := appliance/main.c appliance/run.c appliance/run_console.c
+CORE_SRCS := $(filter-out $(BIN_SRCS),$(wildcard appliance/*.c)) $(wildcard net/*.c) $(wildcard tls/*.c)
 DRIVER_SRCS := $(wildcard drivers/*.c)
 CORE_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 DRIVER_OBJS := $(patsubst %.c,$(BUILD)/dobj/%.o,$(DRIVER_SRCS))
-MAIN_OBJ := $(BUILD)/obj/appliance/main.o
+MAIN_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BIN_SRCS))
 
 $(BUILD)/obj/%.o: %.c | $(LWIP_STAMP)
 	@mkdir -p $(dir $@)
@@ -119,7 +120,7 @@ LDLIBS_STATIC := -Wl,--whole-archive $(addprefix -l:librte_,$(addsuffix .a,$(DPD
 	-Wl,--start-group $(addprefix -l:librte_,$(addsuffix .a,$(DPDK_LIBS))) -Wl,--end-group \
 	-l:libbearssl.a -l:libyaml.a -l:libhttp_parser.a -l:libcrypto.a \
 	-l:libbsd.a -l:libmd.a -l:libelf.a -l:libz.a -l:libnuma.a -lpthread -ldl -lm -latomic
-CORE_LIBS := -lbearssl -lyaml -lhttp_parser -lcrypto -lm
+CORE_LIBS := -lbearssl -lyaml -lhttp_parser -lssl -lcrypto -lm
 
 $(BUILD)/meshgate: $(MAIN_OBJ) $(CORE_OBJS) $(DRIVER_OBJS) $(LWIP_LIB)
 	$(CC) -static -o $@ $(MAIN_OBJ) $(CORE_OBJS) $(DRIVER_OBJS) $(LWIP_LIB) $(LDLIBS_STATIC) 2> $(BUILD)/link.log || { cat $(BUILD)/link.log >&2; exit 1; }
@@ -137,7 +138,7 @@ unit: test-deps $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; (cd tests && ../$$t) || fail=1; done; exit $$fail
 
 e2e: test-deps $(BUILD)/meshgate
-	@bash tests/e2e/run-all.sh
+	@MESHGATE_TESTS=e2e/ bash tests/run-suite.sh
 
 test: test-deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)

@@ -1,0 +1,127 @@
+# End-to-end topology (source it after tests/lib.sh):
+#
+#   netns mge-cli                 root namespace                 netns mge-up
+#   198.18.0.1 mge-c0 <-veth-> mge-c1 [meshgate DPDK af_packet]
+#                                 [meshgate DPDK af_packet] mge-u1 <-veth-> mge-u0 198.18.1.10
+#                                 outside 198.18.0.2 / inside 198.18.1.2
+#
+# Everything is created here and deleted by e2e_teardown (trap). Addresses are
+# in 198.18.0.0/15 only; no routes leave the machine.
+E2E_PKI=$TESTS_TOP/build/pki
+E2E_WORK=${E2E_WORK:-$TESTS_TOP/build/e2e}
+E2E_MG_PID=
+E2E_UP_PID=
+NS_CLI=mge-cli
+NS_UP=mge-up
+MG_OUT=198.18.0.2
+MG_IN=198.18.1.2
+UP_IP=198.18.1.10
+
+e2e_teardown() {
+	[ -n "$E2E_MG_PID" ] && kill "$E2E_MG_PID" 2>/dev/null && wait "$E2E_MG_PID" 2>/dev/null
+	[ -n "$E2E_UP_PID" ] && kill "$E2E_UP_PID" 2>/dev/null
+	ip netns pids $NS_UP 2>/dev/null | xargs -r kill 2>/dev/null
+	ip netns pids $NS_CLI 2>/dev/null | xargs -r kill 2>/dev/null
+	ip link del mge-c1 2>/dev/null
+	ip link del mge-u1 2>/dev/null
+	ip netns del $NS_CLI 2>/dev/null
+	ip netns del $NS_UP 2>/dev/null
+	E2E_MG_PID= E2E_UP_PID=
+	return 0
+}
+
+e2e_setup() {
+	e2e_teardown
+	mkdir -p "$E2E_WORK"
+	bash "$TESTS_TOP/tests/pki/gen.sh" "$E2E_PKI" >/dev/null
+	ip netns add $NS_CLI
+	ip netns add $NS_UP
+	ip link add mge-c1 type veth peer name mge-c0 netns $NS_CLI
+	ip link add mge-u1 type veth peer name mge-u0 netns $NS_UP
+	for l in mge-c1 mge-u1; do
+		sysctl -qw net.ipv6.conf.$l.disable_ipv6=1 2>/dev/null
+		ip link set $l up
+	done
+	ip -n $NS_CLI link set lo up
+	ip -n $NS_CLI addr add 198.18.0.1/24 dev mge-c0
+	ip -n $NS_CLI link set mge-c0 up
+	ip -n $NS_UP link set lo up
+	ip -n $NS_UP addr add $UP_IP/24 dev mge-u0
+	ip -n $NS_UP link set mge-u0 up
+	# veth hands af_packet partial checksums and 64 KB GSO frames: the
+	# kernel side must compute checksums and segment itself.
+	ip netns exec $NS_CLI ethtool -K mge-c0 tx off tso off gso off >/dev/null 2>&1
+	ip netns exec $NS_UP ethtool -K mge-u0 tx off tso off gso off >/dev/null 2>&1
+}
+
+e2e_start_upstream() {
+	ip netns exec $NS_UP python3 "$TESTS_TOP/tests/e2e/upstream.py" $UP_IP >"$E2E_WORK/upstream.log" 2>&1 &
+	E2E_UP_PID=$!
+	for _ in $(seq 50); do grep -q ready "$E2E_WORK/upstream.log" 2>/dev/null && return 0; sleep 0.1; done
+	echo "# upstream did not start"; cat "$E2E_WORK/upstream.log"; return 1
+}
+
+# e2e_start_meshgate CONFIG [extra args]: starts meshgate, waits for "ready".
+e2e_start_meshgate() {
+	local cfg=$1; shift
+	"$MESHGATE" run --config "$cfg" --console none "$@" >"$E2E_WORK/meshgate.log" 2>&1 &
+	E2E_MG_PID=$!
+	for _ in $(seq 100); do
+		grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log" 2>/dev/null && return 0
+		kill -0 $E2E_MG_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "# meshgate did not start:"; sed 's/^/#   /' "$E2E_WORK/meshgate.log"; return 1
+}
+
+# Writes the standard appliance config to $E2E_WORK/edge.yaml; extra YAML
+# documents (policies) are appended from stdin.
+e2e_write_config() {
+	local f=$E2E_WORK/edge.yaml
+	cat >"$f" <<YAML
+apiVersion: meshgate.dev/v1alpha1
+kind: Appliance
+metadata: {name: edge-e2e}
+spec:
+  trustDomain: cluster.local
+  identity: {certificateChain: $E2E_PKI/gateway-chain.pem, privateKey: $E2E_PKI/gateway.key}
+  trustBundles:
+    - {trustDomain: cluster.local, roots: $E2E_PKI/ca.pem}
+    - {trustDomain: other.example, roots: $E2E_PKI/otherdomain-ca.pem}
+  dpdk: {args: ["--no-huge", "-m", "256"]}
+  ports:
+    - {name: outside, device: "net_af_packet0,iface=mge-c1", address: $MG_OUT/24}
+    - {name: inside, device: "net_af_packet1,iface=mge-u1", address: $MG_IN/24}
+  services:
+    - {name: backend-api, namespace: production, labels: {app: backend-api}, endpoints: ["$UP_IP:8080"]}
+    - {name: hasher, namespace: production, labels: {app: hasher}, endpoints: ["$UP_IP:9000"]}
+    - {name: echo, namespace: production, labels: {app: echo}, endpoints: ["$UP_IP:9001"]}
+    - {name: nowhere, namespace: production, labels: {app: nowhere}, endpoints: ["$UP_IP:9999"]}
+  listeners:
+    - {name: backend, port: outside, listen: 8443, protocol: http, service: backend-api}
+    - {name: hasher, port: outside, listen: 9443, protocol: tcp, service: hasher}
+    - {name: echo, port: outside, listen: 9444, protocol: tcp, service: echo}
+    - {name: nowhere-http, port: outside, listen: 8444, protocol: http, service: nowhere}
+YAML
+	cat >>"$f"
+	echo "$f"
+}
+
+# cli_curl IDENTITY [curl args...]: curl from the client namespace with the
+# named client certificate ("none" for no certificate).
+cli_curl() {
+	local id=$1; shift
+	local cert=()
+	[ "$id" != none ] && cert=(--cert "$E2E_PKI/$id.pem" --key "$E2E_PKI/$id.key")
+	ip netns exec $NS_CLI curl -sS --max-time 30 --cacert "$E2E_PKI/ca.pem" "${cert[@]}" \
+		--resolve meshgate.test:8443:$MG_OUT --resolve meshgate.test:8444:$MG_OUT "$@"
+}
+
+# cli_sclient PORT IDENTITY: openssl s_client handshake output (stdin closed).
+cli_sclient() {
+	local port=$1 id=$2
+	local cert=()
+	[ "$id" != none ] && cert=(-cert "$E2E_PKI/$id.pem" -key "$E2E_PKI/$id.key")
+	echo | timeout 10 ip netns exec $NS_CLI openssl s_client -connect $MG_OUT:$port \
+		-CAfile "$E2E_PKI/ca.pem" "${cert[@]}" 2>&1
+}

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The end-to-end data path with real clients: curl and openssl s_client in a
+# client namespace reach meshgate's DPDK af_packet port over a veth; a real
+# HTTP server (python http.server) and raw TCP services sit behind the inside
+# port in an upstream namespace.
+set -u
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
+trap e2e_teardown EXIT
+e2e_setup
+e2e_start_upstream || exit 1
+cfg=$(e2e_write_config <<'YAML'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: frontend-only, namespace: production}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  action: ALLOW
+  rules:
+    - from: [{source: {principals: ["cluster.local/ns/prod/sa/frontend"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: tcp-services, namespace: production}
+spec:
+  selector: {matchLabels: {app: hasher}}
+  action: ALLOW
+  rules:
+    - from: [{source: {namespaces: ["prod"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-other-on-tcp, namespace: istio-system}
+spec:
+  action: DENY
+  rules:
+    - from: [{source: {principals: ["cluster.local/ns/prod/sa/other"]}}]
+      to: [{operation: {ports: ["9443", "9444"]}}]
+YAML
+)
+e2e_start_meshgate "$cfg" || exit 1
+
+check "ping meshgate outside port" ip netns exec $NS_CLI ping -c 2 -W 2 -q $MG_OUT
+
+# allowed identity gets the upstream's body, with XFCC naming it
+body=$(cli_curl frontend https://meshgate.test:8443/)
+case $body in
+*"hello from upstream"*"URI=spiffe://cluster.local/ns/prod/sa/frontend"*) ok "allowed identity -> 200 with the upstream body and XFCC" ;;
+*) not_ok "allowed identity -> 200 (got: $body)" ;;
+esac
+code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/)
+expect_eq "allowed identity status" "$code" 200
+
+# another identity: 403 from the policy
+out=$(cli_curl other -w '\n%{http_code}' https://meshgate.test:8443/)
+expect_eq "other identity -> 403 RBAC: access denied" "$out" "RBAC: access denied
+403"
+
+# a spoofed XFCC from the client is replaced
+body=$(cli_curl frontend -H 'x-forwarded-client-cert: URI=spiffe://cluster.local/ns/prod/sa/admin' https://meshgate.test:8443/)
+case $body in
+*admin*) not_ok "client XFCC stripped (got: $body)" ;;
+*"URI=spiffe://cluster.local/ns/prod/sa/frontend"*) ok "client-supplied XFCC is stripped" ;;
+*) not_ok "client XFCC stripped (got: $body)" ;;
+esac
+
+# refused handshakes, each with its alert
+alert() { # NAME IDENTITY ALERT-TEXT
+	local out; out=$(cli_sclient 8443 "$2")
+	if grep -qi "alert $3" <<<"$out"; then ok "$1: handshake refused with alert $3"
+	else not_ok "$1: want alert '$3'; got: $(grep -iE 'alert|error' <<<"$out" | head -3 | tr '\n' ' ')"; fi
+}
+alert "no client cert" none "handshake failure"
+alert "cert from another CA" other-ca "unknown ca"
+alert "expired cert" expired "certificate expired"
+alert "cert without URI SAN" no-uri "bad certificate"
+alert "cert without clientAuth EKU" server-eku-only "unsupported certificate"
+alert "unknown trust domain" unknown-td "unknown ca"
+alert "two URI SANs" two-uris "bad certificate"
+code=$(cli_curl none -o /dev/null -w '%{http_code}' https://meshgate.test:8443/ 2>/dev/null); rc=$?
+[ $rc -ne 0 ] && [ "$code" = 000 ] && ok "curl without a client certificate fails the handshake (exit $rc)" || not_ok "curl without cert (rc $rc code $code)"
+
+# tcp listener: denied identity -> access_denied alert; allowed -> bytes flow
+alert_tcp=$(cli_sclient 9444 other)
+grep -qi "alert access denied" <<<"$alert_tcp" && ok "tcp listener: denied identity gets access_denied" \
+	|| not_ok "tcp listener access_denied: $(grep -i alert <<<"$alert_tcp" | head -2)"
+
+# plaintext on the TLS port is closed; other connections keep working
+resp=$(timeout 10 ip netns exec $NS_CLI bash -c "exec 3<>/dev/tcp/$MG_OUT/8443; printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&3; timeout 5 cat <&3" 2>&1 | head -c 200 | tr -d '\0')
+echo "# plaintext peer got: $(printf %q "$resp" | head -c 120)"
+case $resp in
+*"200 OK"*) not_ok "plaintext HTTP on the TLS port was served" ;;
+*) ok "plaintext HTTP on the TLS port is refused" ;;
+esac
+code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/)
+expect_eq "service still works after the plaintext peer" "$code" 200
+
+# 100 sequential connections
+okc=0
+for i in $(seq 100); do
+	c=$(cli_curl frontend -o /dev/null -w '%{http_code}' "https://meshgate.test:8443/?seq=$i")
+	[ "$c" = 200 ] && okc=$((okc + 1))
+done
+expect_eq "100 sequential connections all 200" "$okc" 100
+
+# 50 concurrent connections (each a fresh process and handshake)
+rm -f "$E2E_WORK"/conc.*
+for i in $(seq 50); do
+	cli_curl frontend -o "$E2E_WORK/conc.$i" -w '%{http_code}' "https://meshgate.test:8443/?c=$i" >"$E2E_WORK/conc.$i.code" 2>&1 &
+done
+wait
+okc=0
+for i in $(seq 50); do
+	[ "$(cat "$E2E_WORK/conc.$i.code")" = 200 ] && grep -q "hello from upstream" "$E2E_WORK/conc.$i" && okc=$((okc + 1))
+done
+expect_eq "50 concurrent connections all correct" "$okc" 50
+
+# keep-alive: several requests on one connection
+n=$(cli_curl frontend -s -o /dev/null -w '%{http_code}\n' https://meshgate.test:8443/ https://meshgate.test:8443/ https://meshgate.test:8443/ | grep -c 200)
+expect_eq "three keep-alive requests on one connection" "$n" 3
+grep -q '"type":"request".*"response_code":200' "$E2E_WORK/meshgate.log" && ok "access log has request lines" || not_ok "access log request lines"
+
+# 100 MB each way, sha256 checked
+big=$E2E_WORK/big.bin
+[ -f "$big" ] || head -c 104857600 /dev/urandom >"$big"
+want=$(sha256sum "$big" | cut -d' ' -f1)
+got=$(cli_curl frontend -H 'Expect:' --data-binary @"$big" https://meshgate.test:8443/sha256 | tr -d '\n')
+expect_eq "100 MB upload arrives intact (sha256)" "$got" "$want"
+want_dl=$(python3 -c 'import hashlib;p=bytes(i%251 for i in range(251*4096));n=104857600;h=hashlib.sha256();s=0
+while s<n: c=p[:min(len(p),n-s)];h.update(c);s+=len(c)
+print(h.hexdigest())')
+got_dl=$(cli_curl frontend https://meshgate.test:8443/blob/104857600 | sha256sum | cut -d' ' -f1)
+expect_eq "100 MB download arrives intact (sha256)" "$got_dl" "$want_dl"
+
+# tcp listener: half-close propagates (the hasher answers after our EOF)
+got=$(python3 "$TESTS_TOP/tests/e2e/tlsclient.py" --netns $NS_CLI --host $MG_OUT --port 9443 \
+	--pki "$E2E_PKI" --id frontend --send-bytes 1048576 --half-close)
+want=$(python3 -c 'import hashlib;print(hashlib.sha256(bytes(i%251 for i in range(1048576))).hexdigest())')
+expect_eq "tcp listener: data, half-close, answer after EOF" "$got" "$want"
+
+# upstream down -> 503 on http
+out=$(cli_curl frontend -w '\n%{http_code}' https://meshgate.test:8444/)
+case $out in *503) ok "upstream down -> 503" ;; *) not_ok "upstream down -> 503 (got $out)" ;; esac
+
+# counters by reason are visible in the log lines
+grep -q '"reason":"tls_handshake","tls_error":"cert_expired"' "$E2E_WORK/meshgate.log" \
+	&& ok "refusal logged with its reason (cert_expired)" || not_ok "refusal reason in log"
+
+kill -0 $E2E_MG_PID 2>/dev/null && ok "meshgate still running" || not_ok "meshgate died"
+
+# bad config -> exit 2 with FILE:LINE
+bad=$E2E_WORK/bad.yaml
+sed 's/listen: 8443/listen: 84433/' "$cfg" >"$bad"
+out=$("$MESHGATE" config validate --config "$bad" 2>&1); rc=$?
+expect_eq "config validate: bad port exits 2" "$rc" 2
+grep -qE "^$bad:[0-9]+: spec\.listeners\[0\]\.listen: " <<<"$out" && ok "error names FILE:LINE: field" || not_ok "FILE:LINE error (got: $out)"
+out=$("$MESHGATE" run --config "$bad" --console none 2>&1); rc=$?
+expect_eq "run with a bad config exits 2" "$rc" 2
+tap_exit
