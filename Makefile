@@ -95,7 +95,7 @@ CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -DMESHGATE_VERSION='"$(VERSION)"' \
 	-I. -Inet -I$(LWIP_SRC)/include -fno-strict-aliasing
 
 # Platform-free code: builds and unit-tests without DPDK (STYLE.md habit 4).
-BIN_SRCS := appliance/main.c appliance/run.c appliance/run_console.c
+BIN_SRCS := appliance/main.c $(wildcard appliance/run*.c)
 CORE_SRCS := $(filter-out $(BIN_SRCS),$(wildcard appliance/*.c)) $(wildcard net/*.c) $(wildcard tls/*.c)
 DRIVER_SRCS := $(wildcard drivers/*.c)
 CORE_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRCS))

@@ -288,9 +288,9 @@ static void loop(struct appliance *a)
 	}
 }
 
-static struct appliance the_appliance;
+struct appliance the_appliance;
 
-static int run_inner(struct appliance *a)
+int run_inner(struct appliance *a)
 {
 	a->demo = a->opt.nconfigs == 0;
 	snprintf(a->state_dir, sizeof a->state_dir, "%s",
@@ -366,7 +366,7 @@ static int run_inner(struct appliance *a)
 	return 0;
 }
 
-static void teardown(struct appliance *a)
+void run_teardown(struct appliance *a)
 {
 	run_console_stop(&a->console);
 	proxy_stop(a->proxy);
@@ -387,37 +387,6 @@ int run_appliance(const struct run_options *opt)
 	a->opt = *opt;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	int rc = run_inner(a);
-	teardown(a);
+	run_teardown(a);
 	return rc;
-}
-
-bool run_is_pid1(void)
-{
-	return getpid() == 1;
-}
-
-int run_as_init(int argc, char **argv)
-{
-	struct boot_info bi;
-	char err[512];
-	if (boot_init(&bi, err, sizeof err) != BOOT_OK)
-		boot_fatal(err);
-	boot_info_print(&bi, stdout);
-	struct run_options o;
-	memset(&o, 0, sizeof o);
-	for (int i = 0; i < bi.nconfig_files && i < RUN_MAX_CONFIGS; i++)
-		o.configs[o.nconfigs++] = bi.config_files[i];
-	o.console = "stdio";
-	o.state_dir = "/run/meshgate/demo";
-	struct appliance *a = &the_appliance;
-	memset(a, 0, sizeof *a);
-	a->opt = o;
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	a->boot = &bi;
-	int rc = run_inner(a);
-	teardown(a);
-	if (rc != 0)
-		boot_fatal("meshgate stopped: see the messages above");
-	boot_poweroff();
-	boot_fatal("power off refused by the kernel");
 }

@@ -57,6 +57,12 @@ struct appliance {
 	time_t started_wall;
 };
 
+/* The one appliance of the process (run.c). run_inner starts and runs it
+ * until shutdown; run_teardown releases everything (run.c). */
+extern struct appliance the_appliance;
+int run_inner(struct appliance *a);
+void run_teardown(struct appliance *a);
+
 /* Re-reads the configuration; prints the outcome to `out`. 0 = applied. */
 int run_reload(struct appliance *a, FILE *out);
 
