@@ -105,9 +105,10 @@ static int load_all(struct appliance *a, struct config **cfg_out, struct tls_cre
 		goto done;
 	}
 	int r;
-	if (a->demo)
-		r = config_load_buffer("<embedded demo>", a->state_dir, demo_config,
-				       sizeof demo_config - 1, cfg, errs);
+	if (a->demo) {
+		const char *text = a->opt.demo_config ? a->opt.demo_config : demo_config;
+		r = config_load_buffer("<embedded demo>", a->state_dir, text, strlen(text), cfg, errs);
+	}
 	else
 		r = config_load(a->opt.configs, a->opt.nconfigs, cfg, errs);
 	if (r != 0) {
@@ -115,6 +116,11 @@ static int load_all(struct appliance *a, struct config **cfg_out, struct tls_cre
 		goto done;
 	}
 	char err[512];
+	if (a->opt.prepare_ports && a->opt.prepare_ports(cfg, err, sizeof err) != 0) {
+		fprintf(out, "%s: spec.ports: %s\n", cfg->file0, err);
+		config_free(cfg);
+		goto done;
+	}
 	if (tls_credentials_load(cr, cfg->identity_chain, cfg->identity_key, cfg->trust_bundles,
 				 cfg->ntrust_bundles, err, sizeof err) != 0) {
 		fprintf(out, "%s: spec.identity: %s\n", cfg->file0, err);

@@ -4,6 +4,9 @@
 #ifndef MESHGATE_RUN_H
 #define MESHGATE_RUN_H
 #include <stdbool.h>
+#include <stddef.h>
+
+struct config;
 
 #define RUN_MAX_CONFIGS 16
 
@@ -13,6 +16,14 @@ struct run_options {
 	const char *console;        /* NULL/"stdio", "pty", "none" or a device path */
 	const char *state_dir;      /* demo PKI; default /var/lib/meshgate */
 	bool busy_poll;             /* never sleep when idle (dedicated hardware) */
+	/* The embedded demo's YAML (paths resolve in state_dir); NULL = the
+	 * built-in net_tap demo. The image passes one on its first NIC. */
+	const char *demo_config;
+	/* Called after every successful config load, before the ports open
+	 * (boot, reload): turns port devices given by PCI address or MAC into
+	 * what DPDK opens, binding NICs as needed. NULL = devices as written.
+	 * Returns 0, or -1 with a message in err. */
+	int (*prepare_ports)(struct config *cfg, char *err, size_t len);
 };
 
 /* Runs until shutdown; returns the process exit code (0 clean, 1 runtime
