@@ -230,10 +230,14 @@ static bool from_client(struct conn *c)
 		/* one request at a time: wait for the response before the next head */
 		if (c->http.body_done && (c->http.in_flight || c->http.local))
 			break;
-		size_t len;
+		size_t len = 0;
 		const uint8_t *data = tls_conn_read(&c->tls, &len);
-		if (!data || !len)
-			break;
+		if (!data) {
+			/* no input: still drain a pending event (the parser may hold
+			 * MESSAGE_COMPLETE after the last byte was consumed) */
+			data = (const uint8_t *)"";
+			len = 0;
+		}
 		/* body bytes go straight to the upstream: never feed more than it can
 		 * take now, so every BODY span is forwarded whole */
 		size_t feed = len;
@@ -340,9 +344,12 @@ static bool from_upstream(struct conn *c)
 		if (!w)
 			break;
 		size_t off = 0;
-		while (off < w) {
+		/* until NEED_MORE: events may come with nothing consumed */
+		for (;;) {
 			struct http_feed_result r = http_response_feed(&c->resp, (const char *)data + off, w - off);
 			off += r.consumed;
+			if (r.event == HTTP_EVENT_NEED_MORE)
+				break;
 			if (r.event == HTTP_EVENT_HEAD_COMPLETE) {
 				if (!http_response_is_interim(&c->resp))
 					c->http.status = http_response_status(&c->resp);
@@ -356,8 +363,6 @@ static bool from_upstream(struct conn *c)
 				pconn_start_close(c);
 				c->close_deadline_ms = c->proxy->now_ms + 2000;
 				off = w;
-				break;
-			} else if (r.event == HTTP_EVENT_NEED_MORE && !r.consumed) {
 				break;
 			}
 		}

@@ -7,6 +7,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
 trap e2e_teardown EXIT
+trap "exit 130" INT TERM
 e2e_setup
 e2e_start_upstream || exit 1
 cfg=$(e2e_write_config <<'YAML'
@@ -106,10 +107,12 @@ expect_eq "100 sequential connections all 200" "$okc" 100
 
 # 50 concurrent connections (each a fresh process and handshake)
 rm -f "$E2E_WORK"/conc.*
+pids=()
 for i in $(seq 50); do
 	cli_curl frontend -o "$E2E_WORK/conc.$i" -w '%{http_code}' "https://meshgate.test:8443/?c=$i" >"$E2E_WORK/conc.$i.code" 2>&1 &
+	pids+=($!)
 done
-wait
+wait "${pids[@]}"
 okc=0
 for i in $(seq 50); do
 	[ "$(cat "$E2E_WORK/conc.$i.code")" = 200 ] && grep -q "hello from upstream" "$E2E_WORK/conc.$i" && okc=$((okc + 1))
