@@ -115,6 +115,10 @@ static int load_all(struct appliance *a, struct config **cfg_out, struct tls_cre
 		config_errors_print(errs, out);
 		goto done;
 	}
+	for (int i = 0; i < cfg->warnings.count && i < CONFIG_MAX_ERRORS; i++) {
+		const struct config_error *w = &cfg->warnings.items[i];
+		fprintf(out, "meshgate: warning: %s:%d: %s: %s\n", w->file, w->line, w->field, w->message);
+	}
 	char err[512];
 	if (a->opt.prepare_ports && a->opt.prepare_ports(cfg, err, sizeof err) != 0) {
 		fprintf(out, "%s: spec.ports: %s\n", cfg->file0, err);

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The policy engine on the live data path (issue: Istio policy engine):
+#   - L7 rules on an http listener: the same identity gets GET allowed and
+#     POST denied by a method rule, and a DENY by path;
+#   - a dry-run DENY lets traffic through, is logged as "would_deny" and is
+#     counted;
+#   - a live reload (SIGHUP) revoking an identity closes that identity's open
+#     connection while another identity's transfer on the same listener
+#     continues intact; a bad reload is refused and the old set keeps serving;
+#   - an L7 policy on a tcp listener draws a load-time warning naming it.
+set -u
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
+trap 'e2e_teardown; exec 7>&- 2>/dev/null' EXIT
+trap "exit 130" INT TERM
+e2e_setup
+e2e_start_upstream || exit 1
+
+policies() {   # $1 = principals allowed on the echo listener (YAML list items)
+cat <<YAML
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: read-only, namespace: production}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  action: ALLOW
+  rules:
+    - from: [{source: {principals: ["cluster.local/ns/prod/sa/frontend", "cluster.local/ns/prod/sa/other"]}}]
+      to: [{operation: {methods: ["GET", "HEAD"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-admin, namespace: production}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  action: DENY
+  rules:
+    - to: [{operation: {paths: ["/admin*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: would-block-other
+  namespace: production
+  annotations: {istio.io/dry-run: "true"}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  action: DENY
+  rules:
+    - from: [{source: {principals: ["cluster.local/ns/prod/sa/other"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: echo-callers, namespace: production}
+spec:
+  selector: {matchLabels: {app: echo}}
+  action: ALLOW
+  rules:
+    - from: [{source: {principals: [$1]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: hasher-get-only, namespace: production}
+spec:
+  selector: {matchLabels: {app: hasher}}
+  action: ALLOW
+  rules:
+    - to: [{operation: {methods: ["GET"]}}]
+YAML
+}
+cfg=$(policies '"cluster.local/ns/prod/sa/frontend", "cluster.local/ns/prod/sa/other"' | e2e_write_config)
+
+# meshgate with its console on a pipe, so the test can read the counters
+fifo=$E2E_WORK/console.in
+rm -f "$fifo"; mkfifo "$fifo"
+"$MESHGATE" run --config "$cfg" --console stdio <"$fifo" >"$E2E_WORK/meshgate.log" 2>&1 &
+E2E_MG_PID=$!
+exec 7>"$fifo"
+for _ in $(seq 100); do grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log" && break; sleep 0.1; done
+check "meshgate starts" grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log"
+check "load-time warning names the L7 policy on a tcp listener" \
+	grep -q 'production/hasher-get-only.*tcp listener "hasher"' "$E2E_WORK/meshgate.log"
+
+console() {    # console CMD: output of one console command
+	local mark="__end_$RANDOM"
+	local before; before=$(wc -c <"$E2E_WORK/meshgate.log")
+	echo "$1" >&7
+	echo "$mark" >&7
+	for _ in $(seq 50); do
+		tail -c +"$((before + 1))" "$E2E_WORK/meshgate.log" | grep -q "$mark" && break
+		sleep 0.1
+	done
+	tail -c +"$((before + 1))" "$E2E_WORK/meshgate.log"
+}
+counter() {    # counter NAME: value from `show counters`
+	console "show counters" | grep -Eo "^$1 [0-9]+" | tail -1 | awk '{print $2}'
+}
+
+# --- L7: same identity, GET allowed, POST denied by the method rule
+code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/)
+expect_eq "GET by frontend allowed by methods rule" "$code" 200
+out=$(cli_curl frontend -X POST --data x -w '\n%{http_code}' https://meshgate.test:8443/sha256)
+expect_eq "POST by frontend denied (no ALLOW rule matches POST)" "$out" "RBAC: access denied
+403"
+code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/admin/users?x=1)
+expect_eq "GET /admin/... denied by the path DENY" "$code" 403
+code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/?admin=1)
+expect_eq "query string is not part of the path" "$code" 200
+check "decision logged with the deciding policy" \
+	grep -q '"method":"POST".*"response_code":403,"decision":"deny","policy":""' "$E2E_WORK/meshgate.log"
+check "path DENY logged with its policy" \
+	grep -q '"path":"/admin/users?x=1".*"decision":"deny","policy":"production/no-admin"' "$E2E_WORK/meshgate.log"
+
+# --- dry-run DENY: traffic passes, logged and counted
+before=$(counter dry_run_would_deny)
+body=$(cli_curl other https://meshgate.test:8443/)
+check "dry-run DENY lets other through (200 from upstream)" grep -q 'hello from upstream' <<<"$body"
+check "dry-run hit logged as would_deny by the policy" \
+	grep -q '"spiffe_id":"spiffe://cluster.local/ns/prod/sa/other".*"decision":"allow".*"dry_run":"would_deny by production/would-block-other"' "$E2E_WORK/meshgate.log"
+after=$(counter dry_run_would_deny)
+expect_eq "dry-run hit counted (dry_run_would_deny +1)" "$((after - ${before:-0}))" 1
+
+# --- live reload: revoke `other` on the echo listener while both stream
+tc=$TESTS_TOP/tests/e2e/tlsclient.py
+python3 "$tc" --netns $NS_CLI --host $MG_OUT --port 9444 --pki "$E2E_PKI" --id frontend --stream 8 >"$E2E_WORK/stream.frontend" 2>&1 &
+sf=$!
+python3 "$tc" --netns $NS_CLI --host $MG_OUT --port 9444 --pki "$E2E_PKI" --id other --stream 8 >"$E2E_WORK/stream.other" 2>&1 &
+so=$!
+sleep 2.5
+policies '"cluster.local/ns/prod/sa/frontend"' | e2e_write_config >/dev/null
+kill -HUP $E2E_MG_PID
+wait $so; rc_o=$?
+wait $sf; rc_f=$?
+check "reload reports one connection closed by the new policy" \
+	grep -q 'reload: generation 2 in service.*1 connection closed by the new policy' "$E2E_WORK/meshgate.log"
+expect_eq "revoked identity's open stream was closed" "$rc_o" 1
+check "other's stream broke after data flowed" grep -Eq '^broken [1-9][0-9]*' "$E2E_WORK/stream.other"
+expect_eq "frontend's stream continued intact through the reload" "$rc_f" 0
+check "frontend's stream moved data" grep -Eq '^ok [1-9][0-9]{4,}' "$E2E_WORK/stream.frontend"
+check "revocation counted as policy_revoked" grep -q '"spiffe_id":"spiffe://cluster.local/ns/prod/sa/other","listener":"echo".*"reason":"policy_revoked"' "$E2E_WORK/meshgate.log"
+out=$(cli_sclient 9444 other)
+check "new connection of the revoked identity refused with access_denied" grep -qi 'access denied' <<<"$out"
+
+# --- a broken reload is refused; the old set keeps serving
+cp "$cfg" "$E2E_WORK/good.yaml"
+sed -i 's/action: ALLOW/action: MAYBE/' "$cfg"
+kill -HUP $E2E_MG_PID
+for _ in $(seq 50); do grep -q 'reload refused' "$E2E_WORK/meshgate.log" && break; sleep 0.1; done
+check "bad reload refused with FILE:LINE: field" grep -Eq "$cfg:[0-9]+: spec.action: " "$E2E_WORK/meshgate.log"
+check "refusal says the old generation keeps serving" grep -q 'reload refused: the configuration in service (generation 2) is unchanged' "$E2E_WORK/meshgate.log"
+code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/)
+expect_eq "old policies still serve after the refused reload" "$code" 200
+check "meshgate still running" kill -0 $E2E_MG_PID
+tap_exit
