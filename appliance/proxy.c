@@ -294,10 +294,11 @@ static void conn_log(struct conn *c)
 	snprintf(line, sizeof line,
 		 "{\"type\":\"connection\",\"id\":%llu,\"peer\":\"%s:%u\",\"spiffe_id\":\"%s%s\","
 		 "\"listener\":\"%s\",\"service\":\"%s\",\"decision\":\"%s\",\"policy\":\"%s\","
-		 "\"reason\":\"%s\",\"tls_error\":\"%s\",\"requests\":%u,"
+		 "\"reason\":\"%s\",\"tls_error\":\"%s\",\"mtls\":%s,\"requests\":%u,"
 		 "\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration_ms\":%u}",
 		 (unsigned long long)c->id, peer, c->peer_port, c->principal[0] ? "spiffe://" : "", id,
 		 c->listener ? c->listener->cfg.name : "", svc, decision, policy, reason, tls_reason,
+		 c->plain ? "false" : "true",
 		 c->requests, (unsigned long long)c->bytes_from_down,
 		 (unsigned long long)c->bytes_to_down, p->now_ms - c->started_ms);
 	p->opt.log(p->opt.log_arg, line);
@@ -538,6 +539,8 @@ size_t pconn_upstream_write(struct conn *c, const uint8_t *data, size_t len)
 /* Ciphertext from the client into the engine. */
 static bool pump_down_rx(struct conn *c)
 {
+	if (c->plain || c->sniffing)
+		return false;       /* plaintext is read straight from the ring */
 	bool moved = false;
 	size_t total = 0;
 	for (;;) {
@@ -559,6 +562,8 @@ static bool pump_down_rx(struct conn *c)
 /* Ciphertext from the engine to the client. */
 static bool pump_down_tx(struct conn *c)
 {
+	if (c->plain)
+		return false;       /* plaintext went to lwIP in pconn_down_write */
 	bool moved = false;
 	while (c->down) {
 		size_t len;
@@ -587,7 +592,20 @@ static bool pump_down_tx(struct conn *c)
 size_t pconn_down_write(struct conn *c, const uint8_t *data, size_t len)
 {
 	size_t done = 0;
-	while (done < len) {
+	while (c->plain && c->down && done < len) {
+		size_t room = tcp_sndbuf(c->down), n = len - done;
+		if (tcp_sndqueuelen(c->down) + 4 >= TCP_SND_QUEUELEN)
+			break;
+		if (n > room)
+			n = room;
+		if (n > NET_MAX_CHUNK)
+			n = NET_MAX_CHUNK;
+		if (!n || tcp_write(c->down, data + done, (u16_t)n, TCP_WRITE_FLAG_COPY) != ERR_OK)
+			break;
+		c->down_needs_output = true;
+		done += n;
+	}
+	while (!c->plain && done < len) {
 		size_t n = tls_conn_write(&c->tls, data + done, len - done);
 		if (!n) {
 			/* record buffer full: move ciphertext out, then retry */
@@ -602,6 +620,43 @@ size_t pconn_down_write(struct conn *c, const uint8_t *data, size_t len)
 		c->proxy->counters.bytes_to_downstream += done;
 	}
 	return done;
+}
+
+const uint8_t *pconn_in_read(struct conn *c, size_t *len)
+{
+	if (c->plain)
+		return ring_peek(&c->down_rx, len);
+	return tls_conn_read(&c->tls, len);
+}
+
+void pconn_in_ack(struct conn *c, size_t n)
+{
+	if (c->plain) {
+		ring_skip(&c->down_rx, n);
+		pcb_recved(c->down, n);
+	} else {
+		tls_conn_read_ack(&c->tls, n);
+	}
+}
+
+void pconn_flush(struct conn *c)
+{
+	if (!c->plain)
+		tls_conn_flush(&c->tls);
+}
+
+/* The client stream's state; a plaintext stream is open until we close it. */
+static enum tls_state conn_stream_state(struct conn *c)
+{
+	if (c->plain)
+		return c->closing ? TLS_STATE_CLOSING : TLS_STATE_OPEN;
+	return tls_conn_state(&c->tls);
+}
+
+static bool conn_output_pending(struct conn *c)
+{
+	size_t pending;
+	return !c->plain && tls_conn_output(&c->tls, &pending) != NULL;
 }
 
 const uint8_t *pconn_up_peek(struct conn *c, size_t *len)
@@ -642,13 +697,13 @@ static bool tcp_from_client(struct conn *c)
 	bool moved = false;
 	for (;;) {
 		size_t len;
-		const uint8_t *data = tls_conn_read(&c->tls, &len);
+		const uint8_t *data = pconn_in_read(c, &len);
 		if (!data || !len)
 			break;
 		size_t n = pconn_upstream_write(c, data, len);
 		if (!n)
 			break;
-		tls_conn_read_ack(&c->tls, n);
+		pconn_in_ack(c, n);
 		c->bytes_from_down += n;
 		c->proxy->counters.bytes_from_downstream += n;
 		moved = true;
@@ -671,7 +726,7 @@ static bool tcp_from_upstream(struct conn *c)
 		moved = true;
 	}
 	if (moved)
-		tls_conn_flush(&c->tls);
+		pconn_flush(c);
 	return moved;
 }
 
@@ -682,7 +737,8 @@ void pconn_start_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	tls_conn_close(&c->tls);
+	if (!c->plain)
+		tls_conn_close(&c->tls);
 }
 
 
@@ -724,7 +780,7 @@ static bool conn_check_end(struct conn *c)
 		c->close_deadline_ms = now + 1000;
 	}
 
-	enum tls_state ts = tls_conn_state(&c->tls);
+	enum tls_state ts = conn_stream_state(c);
 	if (ts == TLS_STATE_FAILED) {
 		if (!c->tls_failed) {
 			c->tls_failed = true;
@@ -739,8 +795,7 @@ static bool conn_check_end(struct conn *c)
 	/* The engine is finished (closed or failed): once its last bytes (an
 	 * alert or close_notify) are in lwIP's hands, close the TCP side. */
 	if (ts == TLS_STATE_CLOSED || ts == TLS_STATE_FAILED) {
-		size_t pending;
-		if (!c->down || !tls_conn_output(&c->tls, &pending)) {
+		if (!c->down || !conn_output_pending(c)) {
 			conn_free(c);
 			return true;
 		}
@@ -752,9 +807,9 @@ static bool conn_check_end(struct conn *c)
 	if (ts == TLS_STATE_CLOSING && c->down) {
 		size_t pending;
 		const uint8_t *d;
-		while ((d = tls_conn_read(&c->tls, &pending)) != NULL)
-			tls_conn_read_ack(&c->tls, pending);
-		if (!tls_conn_output(&c->tls, &pending) && !c->down_shut) {
+		while ((d = pconn_in_read(c, &pending)) != NULL && pending)
+			pconn_in_ack(c, pending);
+		if (!conn_output_pending(c) && !c->down_shut) {
 			tcp_shutdown(c->down, 0, 1);
 			c->down_shut = true;
 			if (!c->close_deadline_ms || (int32_t)(c->close_deadline_ms - (now + 2000)) > 0)
@@ -788,13 +843,57 @@ static void conn_handshake_done(struct conn *c)
 	}
 }
 
+/* A plaintext peer on a PERMISSIVE or DISABLE listener: no identity. tcp
+ * listeners decide now (a denied peer is closed: there is no TLS alert to
+ * send); http listeners decide per request. */
+static void conn_plain_open(struct conn *c)
+{
+	struct proxy *p = c->proxy;
+	c->plain = true;
+	c->sniffing = false;
+	c->state = CONN_OPEN;
+	c->principal[0] = 0;
+	c->last_activity_ms = p->now_ms;
+	p->counters.plaintext_accepted++;
+	if (c->listener->cfg.protocol != CONFIG_PROTOCOL_TCP)
+		return;
+	struct policy_request r;
+	pconn_fill_request(c, &r);
+	if (!pconn_decide(c, &r)) {
+		pconn_refuse(c, PROXY_REASON_POLICY_DENIED);
+		pconn_start_close(c);
+		c->close_deadline_ms = p->now_ms + 2000;
+		return;
+	}
+	if (!pconn_upstream_connect(c))
+		c->up_connect_failed = true;
+}
+
+/* PERMISSIVE: the first byte tells TLS (a handshake record, 0x16) from
+ * plaintext. Returns true when the connection's mode is now known. */
+static bool conn_sniff(struct conn *c)
+{
+	size_t len;
+	const uint8_t *d = ring_peek(&c->down_rx, &len);
+	if (!d || !len)
+		return false;
+	if (d[0] == 0x16)
+		c->sniffing = false;
+	else
+		conn_plain_open(c);
+	return true;
+}
+
 static void conn_progress(struct conn *c)
 {
 	struct proxy *p = c->proxy;
 	for (int round = 0; round < 32; round++) {
 		bool progress = false;
+		if (c->sniffing)
+			progress |= conn_sniff(c);
 		progress |= pump_down_rx(c);
-		if (c->state == CONN_HANDSHAKE && tls_conn_state(&c->tls) == TLS_STATE_OPEN) {
+		if (c->state == CONN_HANDSHAKE && !c->plain && !c->sniffing &&
+		    tls_conn_state(&c->tls) == TLS_STATE_OPEN) {
 			conn_handshake_done(c);
 			progress = true;
 		}
@@ -810,7 +909,7 @@ static void conn_progress(struct conn *c)
 				}
 				/* client half-closed: pass the FIN on, keep relaying back */
 				if (c->down_eof && !c->up_shut && c->up && c->up_state == UP_OPEN &&
-				    !tls_conn_read(&c->tls, &(size_t){0})) {
+				    !pconn_in_read(c, &(size_t){0})) {
 					tcp_shutdown(c->up, 0, 1);
 					c->up_shut = true;
 					progress = true;
@@ -893,12 +992,19 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	c->local_port = pcb->local_port;
 	tls_conn_reset(&c->tls, p->creds, conn_authorize, c);
 	http_conn_init(c);
+	const struct config_service *svc = &p->cfg->services[c->service];
+	enum policy_mtls_mode mode = policy_mtls_mode(p->cfg->policies, svc->namespace_, svc->labels,
+						      svc->nlabels, l->cfg.listen);
+	if (mode == POLICY_MTLS_PERMISSIVE)
+		c->sniffing = true;
 	tcp_arg(pcb, c);
 	tcp_recv(pcb, down_recv);
 	tcp_sent(pcb, down_sent);
 	tcp_err(pcb, down_err);
 	tcp_poll(pcb, down_poll, 2);
 	tcp_nagle_disable(pcb);
+	if (mode == POLICY_MTLS_DISABLE)
+		conn_plain_open(c);
 	mark_dirty(c);
 	return ERR_OK;
 }

@@ -54,6 +54,7 @@ struct proxy_counters {
 	uint64_t closed;
 	uint64_t refused[PROXY_REASON_COUNT];
 	uint64_t tls_handshakes_ok;
+	uint64_t plaintext_accepted;    /* PeerAuthentication PERMISSIVE/DISABLE */
 	uint64_t tls_errors[PROXY_TLS_ERRORS];   /* indexed by enum tls_error */
 	uint64_t policy_allow, policy_deny;
 	uint64_t dry_run_would_allow, dry_run_would_deny;

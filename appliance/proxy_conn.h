@@ -79,6 +79,10 @@ struct conn {
 	bool down_needs_output, up_needs_output;
 	bool abort_down, abort_up;
 	bool closing, down_shut;
+	/* PeerAuthentication: PERMISSIVE listeners sniff the first byte (a TLS
+	 * handshake record starts with 0x16); DISABLE takes plaintext only. A
+	 * plaintext peer has no identity and bypasses the TLS engine. */
+	bool sniffing, plain;
 
 	uint32_t peer_ip, local_ip;     /* network order */
 	uint16_t peer_port, local_port;
@@ -133,6 +137,10 @@ bool pconn_decide(struct conn *c, const struct policy_request *r);
 bool pconn_upstream_connect(struct conn *c);
 size_t pconn_upstream_write(struct conn *c, const uint8_t *data, size_t len);
 size_t pconn_down_write(struct conn *c, const uint8_t *data, size_t len);
+/* The client's plaintext stream, whether it comes through TLS or not. */
+const uint8_t *pconn_in_read(struct conn *c, size_t *len);
+void pconn_in_ack(struct conn *c, size_t n);
+void pconn_flush(struct conn *c);
 void pconn_start_close(struct conn *c);
 const uint8_t *pconn_up_peek(struct conn *c, size_t *len);
 void pconn_up_consume(struct conn *c, size_t n);

@@ -73,7 +73,7 @@ static bool local_response(struct conn *c, int status, const char *ctype, const 
 	if (n < 0)
 		return false;
 	size_t w = pconn_down_write(c, (const uint8_t *)buf, (size_t)n);
-	tls_conn_flush(&c->tls);
+	pconn_flush(c);
 	c->http.status = (unsigned)status;
 	c->http.resp_bytes += w;
 	request_log(c);
@@ -231,7 +231,7 @@ static bool from_client(struct conn *c)
 		if (c->http.body_done && (c->http.in_flight || c->http.local))
 			break;
 		size_t len = 0;
-		const uint8_t *data = tls_conn_read(&c->tls, &len);
+		const uint8_t *data = pconn_in_read(c, &len);
 		if (!data) {
 			/* no input: still drain a pending event (the parser may hold
 			 * MESSAGE_COMPLETE after the last byte was consumed) */
@@ -286,13 +286,13 @@ static bool from_client(struct conn *c)
 			enum http_error e = http_request_error(&c->req);
 			pconn_refuse(c, e == HTTP_ERR_HEAD_TOO_LARGE ? PROXY_REASON_HTTP_HEAD_TOO_LARGE
 							   : PROXY_REASON_HTTP_BAD_REQUEST);
-			tls_conn_read_ack(&c->tls, r.consumed);
+			pconn_in_ack(c, r.consumed);
 			if (!c->http.in_flight && !c->http.response_started) {
 				char buf[512];
 				int n = http_write_error_response(buf, sizeof buf, e);
 				if (n > 0) {
 					pconn_down_write(c, (const uint8_t *)buf, (size_t)n);
-					tls_conn_flush(&c->tls);
+					pconn_flush(c);
 				}
 			}
 			c->http.close_after = true;
@@ -302,7 +302,7 @@ static bool from_client(struct conn *c)
 		}
 		}
 		if (r.consumed) {
-			tls_conn_read_ack(&c->tls, r.consumed);
+			pconn_in_ack(c, r.consumed);
 			c->bytes_from_down += r.consumed;
 			c->proxy->counters.bytes_from_downstream += r.consumed;
 			moved = true;
@@ -372,7 +372,7 @@ static bool from_upstream(struct conn *c)
 		moved = true;
 	}
 	if (moved)
-		tls_conn_flush(&c->tls);
+		pconn_flush(c);
 	return moved;
 }
 

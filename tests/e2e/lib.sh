@@ -102,6 +102,7 @@ spec:
     - {name: hasher, port: outside, listen: 9443, protocol: tcp, service: hasher}
     - {name: echo, port: outside, listen: 9444, protocol: tcp, service: echo}
     - {name: nowhere-http, port: outside, listen: 8444, protocol: http, service: nowhere}
+${E2E_EXTRA_LISTENERS:-}
 YAML
 	cat >>"$f"
 	echo "$f"

@@ -7,7 +7,10 @@
 #   - a live reload (SIGHUP) revoking an identity closes that identity's open
 #     connection while another identity's transfer on the same listener
 #     continues intact; a bad reload is refused and the old set keeps serving;
-#   - an L7 policy on a tcp listener draws a load-time warning naming it.
+#   - an L7 policy on a tcp listener draws a load-time warning naming it;
+#   - PeerAuthentication: a PERMISSIVE port takes plaintext and mTLS, a
+#     plaintext peer has no identity (never matches principals), STRICT ports
+#     refuse plaintext, a DISABLE port takes plaintext only.
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -67,8 +70,36 @@ spec:
   action: ALLOW
   rules:
     - to: [{operation: {methods: ["GET"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: public-blobs, namespace: production}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  action: ALLOW
+  rules:
+    - to: [{operation: {methods: ["GET"], paths: ["/blob/*"]}}]
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: backend-mtls, namespace: production}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    8445: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: echo-plain-port, namespace: production}
+spec:
+  selector: {matchLabels: {app: echo}}
+  portLevelMtls:
+    9445: {mode: DISABLE}
 YAML
 }
+export E2E_EXTRA_LISTENERS='    - {name: backend-permissive, port: outside, listen: 8445, protocol: http, service: backend-api}
+    - {name: echo-plain, port: outside, listen: 9445, protocol: tcp, service: echo}'
 cfg=$(policies '"cluster.local/ns/prod/sa/frontend", "cluster.local/ns/prod/sa/other"' | e2e_write_config)
 
 # meshgate with its console on a pipe, so the test can read the counters
@@ -120,6 +151,23 @@ check "dry-run hit logged as would_deny by the policy" \
 	grep -q '"spiffe_id":"spiffe://cluster.local/ns/prod/sa/other".*"decision":"allow".*"dry_run":"would_deny by production/would-block-other"' "$E2E_WORK/meshgate.log"
 after=$(counter dry_run_would_deny)
 expect_eq "dry-run hit counted (dry_run_would_deny +1)" "$((after - ${before:-0}))" 1
+
+# --- PeerAuthentication
+plain_curl() { ip netns exec $NS_CLI curl -sS --max-time 10 "$@"; }
+out=$(plain_curl -w '\n%{http_code}' http://$MG_OUT:8445/)
+expect_eq "PERMISSIVE port: plaintext peer has no identity, principals never match -> 403" "$out" "RBAC: access denied
+403"
+n=$(plain_curl http://$MG_OUT:8445/blob/1000 | wc -c)
+expect_eq "PERMISSIVE port: plaintext GET allowed by a rule without principals" "$n" 1000
+check "plaintext connection logged with mtls false" grep -q '"listener":"backend-permissive".*"mtls":false' "$E2E_WORK/meshgate.log"
+code=$(cli_curl frontend -o /dev/null -w '%{http_code}' --resolve meshgate.test:8445:$MG_OUT https://meshgate.test:8445/)
+expect_eq "PERMISSIVE port: mTLS peer still identified and allowed" "$code" 200
+plain_curl -o /dev/null http://$MG_OUT:8443/ 2>/dev/null
+rc=$?
+check "STRICT port: plaintext HTTP refused (curl exit $rc)" test "$rc" -ne 0
+out=$(ip netns exec $NS_CLI bash -c "exec 3<>/dev/tcp/$MG_OUT/9445; printf hello >&3; timeout 3 cat <&3" 2>&1)
+expect_eq "DISABLE port: plaintext peer evaluated without identity and closed (ALLOW needs principals)" "$out" ""
+check "DISABLE port denial logged" grep -q '"listener":"echo-plain".*"decision":"deny".*"mtls":false' "$E2E_WORK/meshgate.log"
 
 # --- live reload: revoke `other` on the echo listener while both stream
 tc=$TESTS_TOP/tests/e2e/tlsclient.py
