@@ -67,23 +67,25 @@ static const struct pns_slot *ns_lookup(const struct policy_set *set, const char
 	}
 }
 
-static uint64_t slot_hash(int scope, const char *principal, size_t len)
+static uint64_t slot_hash(int scope, int kind, const char *principal, size_t len)
 {
-	return phash(principal, len, (uint64_t)scope * 0x9e3779b97f4a7c15ULL + 1);
+	uint64_t h = phash(principal, len, (uint64_t)scope * 0x9e3779b97f4a7c15ULL + 1 + (uint64_t)kind);
+	return h ? h : 1;
 }
 
-static struct pslot *slot_find(const struct policy_set *set, int scope, const char *principal,
-			       size_t len, uint64_t h)
+static struct pslot *slot_find(const struct policy_set *set, int scope, int kind,
+			       const char *principal, size_t len, uint64_t h)
 {
 	for (uint32_t i = (uint32_t)h & set->slot_mask;; i = (i + 1) & set->slot_mask) {
 		struct pslot *s = &set->slots[i];
-		if (!s->hash || (s->hash == h && s->scope == scope && s->len == len &&
+		if (!s->hash || (s->hash == h && s->scope == scope && s->kind == kind && s->len == len &&
 				 !memcmp(s->principal, principal, len)))
 			return s;
 	}
 }
 
-/* Whether rule r can only match peers named by its exact principals. */
+/* Whether rule r can only match peers named by its principals, each exact,
+ * "prefix*" or "*suffix" (a bare "*" matches any authenticated peer). */
 static bool rule_indexable(const struct prule *r)
 {
 	if (r->nfrom == 0)
@@ -93,9 +95,27 @@ static bool rule_indexable(const struct prule *r)
 		if (p->n == 0)
 			return false;
 		for (int j = 0; j < p->n; j++)
-			if (p->v[j].kind != PM_EXACT)
+			if (p->v[j].kind == PM_ANY)
 				return false;
 	}
+	return true;
+}
+
+/* Adds len to the sorted distinct list; false on OOM. */
+static bool lens_add(uint32_t **v, int *n, uint32_t len)
+{
+	int i = 0;
+	while (i < *n && (*v)[i] < len)
+		i++;
+	if (i < *n && (*v)[i] == len)
+		return true;
+	uint32_t *nv = realloc(*v, sizeof **v * (size_t)(*n + 1));
+	if (!nv)
+		return false;
+	memmove(nv + i + 1, nv + i, sizeof *nv * (size_t)(*n - i));
+	nv[i] = len;
+	*v = nv;
+	(*n)++;
 	return true;
 }
 
@@ -199,11 +219,19 @@ bool pindex_build(struct policy_set *set)
 		for (int i = 0; i < rule->nfrom; i++)
 			for (int j = 0; j < rule->from[i].principals.n; j++) {
 				const struct pmatch *m = &rule->from[i].principals.v[j];
-				uint64_t h = slot_hash(scope, m->s, m->len);
-				struct pslot *s = slot_find(set, scope, m->s, m->len, h);
+				uint64_t h = slot_hash(scope, m->kind, m->s, m->len);
+				struct pslot *s = slot_find(set, scope, m->kind, m->s, m->len, h);
 				if (!s->hash) {
+					if ((m->kind == PM_PREFIX &&
+					     !lens_add(&set->prefix_lens, &set->nprefix_lens, m->len)) ||
+					    (m->kind == PM_SUFFIX &&
+					     !lens_add(&set->suffix_lens, &set->nsuffix_lens, m->len))) {
+						free(last);
+						return false;
+					}
 					s->hash = h;
 					s->scope = scope;
+					s->kind = m->kind;
 					s->principal = m->s;
 					s->len = m->len;
 					last[s - set->slots] = -1;
@@ -231,7 +259,8 @@ bool pindex_build(struct policy_set *set)
 		for (int i = 0; i < rule->nfrom; i++)
 			for (int j = 0; j < rule->from[i].principals.n; j++) {
 				const struct pmatch *m = &rule->from[i].principals.v[j];
-				struct pslot *s = slot_find(set, scope, m->s, m->len, slot_hash(scope, m->s, m->len));
+				struct pslot *s = slot_find(set, scope, m->kind, m->s, m->len,
+							    slot_hash(scope, m->kind, m->s, m->len));
 				if (last[s - set->slots] != r) {
 					last[s - set->slots] = r;
 					set->slot_rules[s->first + s->count++] = r;
@@ -432,10 +461,27 @@ static void visit_scope(const struct policy_set *set, int si, const struct ctx *
 	st->allow_applies |= s->has_allow;
 	st->dry_allow_applies |= s->has_dry_allow;
 	if (q->principal && set->nslot_rules) {
-		uint64_t h = slot_hash(si, q->principal, c->principal_len);
-		const struct pslot *sl = slot_find(set, si, q->principal, c->principal_len, h);
+		size_t len = c->principal_len;
+		const struct pslot *sl = slot_find(set, si, PM_EXACT, q->principal, len,
+						   slot_hash(si, PM_EXACT, q->principal, len));
 		for (int i = 0; sl->hash && i < sl->count; i++)
 			consider(set, set->slot_rules[sl->first + i], c, st);
+		/* a rule indexed under several patterns may be considered twice:
+		 * harmless, consider() keeps the first policy that matched */
+		for (int k = 0; k < set->nprefix_lens && set->prefix_lens[k] <= len; k++) {
+			uint32_t l = set->prefix_lens[k];
+			sl = slot_find(set, si, PM_PREFIX, q->principal, l,
+				       slot_hash(si, PM_PREFIX, q->principal, l));
+			for (int i = 0; sl->hash && i < sl->count; i++)
+				consider(set, set->slot_rules[sl->first + i], c, st);
+		}
+		for (int k = 0; k < set->nsuffix_lens && set->suffix_lens[k] <= len; k++) {
+			uint32_t l = set->suffix_lens[k];
+			const char *tail = q->principal + len - l;
+			sl = slot_find(set, si, PM_SUFFIX, tail, l, slot_hash(si, PM_SUFFIX, tail, l));
+			for (int i = 0; sl->hash && i < sl->count; i++)
+				consider(set, set->slot_rules[sl->first + i], c, st);
+		}
 	}
 	for (int i = 0; i < s->nresidual; i++)
 		consider(set, s->residual[i], c, st);
@@ -620,5 +666,7 @@ void policy_set_free(struct policy_set *set)
 	free(set->ns_slots);
 	free(set->slots);
 	free(set->slot_rules);
+	free(set->prefix_lens);
+	free(set->suffix_lens);
 	free(set);
 }

@@ -92,10 +92,13 @@ struct pscope {
 	int next_in_namespace;          /* chain of scopes of one namespace, -1 */
 };
 
-/* (scope, exact principal) → rules that can only match that principal. */
+/* (scope, principal pattern) → rules that can only match peers that
+ * pattern names. The pattern is an exact principal, or the fixed part of a
+ * "prefix*" / "*suffix" one (kind PM_EXACT, PM_PREFIX, PM_SUFFIX). */
 struct pslot {
 	uint64_t hash;                  /* 0 = empty */
 	int scope;
+	uint8_t kind;
 	const char *principal; uint32_t len;
 	int first, count;               /* into set->slot_rules */
 };
@@ -115,6 +118,10 @@ struct policy_set {
 	struct pns_slot *ns_slots; uint32_t ns_mask;
 	struct pslot *slots; uint32_t slot_mask;
 	int *slot_rules; int nslot_rules;
+	/* distinct lengths of indexed prefix / suffix patterns: a lookup probes
+	 * one slot per length, not one per policy */
+	uint32_t *prefix_lens; int nprefix_lens;
+	uint32_t *suffix_lens; int nsuffix_lens;
 };
 
 void *parena_alloc(struct policy_set *set, size_t size);   /* zeroed; NULL = OOM */

@@ -33,14 +33,13 @@ static char *gen(int n, bool mix, size_t *len)
 	size_t cap = (size_t)n * 400 + 1024, off = 0;
 	char *s = malloc(cap);
 	for (int i = 0; i < n; i++) {
-		const char *principal_fmt = "cluster.local/ns/ns%d/sa/client%d";
 		char principal[128];
 		if (mix && i % 100 == 5)
 			snprintf(principal, sizeof principal, "cluster.local/ns/team%d/*", i);
 		else if (mix && i % 100 == 7)
 			snprintf(principal, sizeof principal, "*/sa/robot%d", i);
 		else
-			snprintf(principal, sizeof principal, principal_fmt, i % 50, i);
+			snprintf(principal, sizeof principal, "cluster.local/ns/ns%d/sa/client%d", i % 50, i);
 		off += (size_t)snprintf(s + off, cap - off,
 			"---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
 			"metadata: {name: p%d, namespace: prod}\nspec:\n  action: %s\n"
