@@ -619,7 +619,12 @@ enum policy_mtls_mode policy_mtls_mode(const struct policy_set *set, const char 
 	switch (m) {
 	case PMTLS_STRICT: return POLICY_MTLS_STRICT;
 	case PMTLS_DISABLE: return POLICY_MTLS_DISABLE;
-	default: return POLICY_MTLS_PERMISSIVE;   /* Istio's default */
+	case PMTLS_PERMISSIVE: return POLICY_MTLS_PERMISSIVE;
+	default:
+		/* No PeerAuthentication decides: Istio would be PERMISSIVE (a
+		 * migration aid for sidecars); meshgate sits on a trust boundary
+		 * and requires mTLS unless a PeerAuthentication says otherwise. */
+		return POLICY_MTLS_STRICT;
 	}
 }
 

@@ -909,7 +909,7 @@ static void conn_progress(struct conn *c)
 				}
 				/* client half-closed: pass the FIN on, keep relaying back */
 				if (c->down_eof && !c->up_shut && c->up && c->up_state == UP_OPEN &&
-				    !pconn_in_read(c, &(size_t){0})) {
+				    ring_empty(&c->down_rx) && !pconn_in_read(c, &(size_t){0})) {
 					tcp_shutdown(c->up, 0, 1);
 					c->up_shut = true;
 					progress = true;
