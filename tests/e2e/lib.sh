@@ -103,6 +103,7 @@ spec:
     - {name: echo, port: outside, listen: 9444, protocol: tcp, service: echo}
     - {name: nowhere-http, port: outside, listen: 8444, protocol: http, service: nowhere}
 ${E2E_EXTRA_LISTENERS:-}
+${E2E_EXTRA_SPEC:-}
 YAML
 	cat >>"$f"
 	echo "$f"
@@ -125,4 +126,38 @@ cli_sclient() {
 	[ "$id" != none ] && cert=(-cert "$E2E_PKI/$id.pem" -key "$E2E_PKI/$id.key")
 	echo | timeout 10 ip netns exec $NS_CLI openssl s_client -connect $MG_OUT:$port \
 		-CAfile "$E2E_PKI/ca.pem" "${cert[@]}" 2>&1
+}
+
+# e2e_start_meshgate_console CONFIG: like e2e_start_meshgate, with the serial
+# console on stdin fed from a FIFO (fd 7) so e2e_console can drive it.
+e2e_start_meshgate_console() {
+	local cfg=$1 fifo=$E2E_WORK/console.in
+	rm -f "$fifo"; mkfifo "$fifo"
+	"$MESHGATE" run --config "$cfg" --console stdio <"$fifo" >"$E2E_WORK/meshgate.log" 2>&1 &
+	E2E_MG_PID=$!
+	exec 7>"$fifo"
+	for _ in $(seq 100); do
+		grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log" 2>/dev/null && return 0
+		kill -0 $E2E_MG_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "# meshgate did not start:"; sed 's/^/#   /' "$E2E_WORK/meshgate.log"; return 1
+}
+
+# e2e_console CMD: what the console printed for one command.
+e2e_console() {
+	local mark="__end_$RANDOM" before
+	before=$(wc -c <"$E2E_WORK/meshgate.log")
+	echo "$1" >&7
+	echo "$mark" >&7
+	for _ in $(seq 50); do
+		tail -c +"$((before + 1))" "$E2E_WORK/meshgate.log" | grep -q "$mark" && break
+		sleep 0.1
+	done
+	tail -c +"$((before + 1))" "$E2E_WORK/meshgate.log"
+}
+
+# e2e_counter NAME: a value from the console's `show counters`.
+e2e_counter() {
+	e2e_console "show counters" | grep -F "$1 " | grep -Eo '[0-9]+$' | tail -1
 }

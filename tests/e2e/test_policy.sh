@@ -102,31 +102,11 @@ export E2E_EXTRA_LISTENERS='    - {name: backend-permissive, port: outside, list
     - {name: echo-plain, port: outside, listen: 9445, protocol: tcp, service: echo}'
 cfg=$(policies '"cluster.local/ns/prod/sa/frontend", "cluster.local/ns/prod/sa/other"' | e2e_write_config)
 
-# meshgate with its console on a pipe, so the test can read the counters
-fifo=$E2E_WORK/console.in
-rm -f "$fifo"; mkfifo "$fifo"
-"$MESHGATE" run --config "$cfg" --console stdio <"$fifo" >"$E2E_WORK/meshgate.log" 2>&1 &
-E2E_MG_PID=$!
-exec 7>"$fifo"
-for _ in $(seq 100); do grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log" && break; sleep 0.1; done
+e2e_start_meshgate_console "$cfg" || exit 1
 check "meshgate starts" grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log"
 check "load-time warning names the L7 policy on a tcp listener" \
 	grep -q 'production/hasher-get-only.*tcp listener "hasher"' "$E2E_WORK/meshgate.log"
-
-console() {    # console CMD: output of one console command
-	local mark="__end_$RANDOM"
-	local before; before=$(wc -c <"$E2E_WORK/meshgate.log")
-	echo "$1" >&7
-	echo "$mark" >&7
-	for _ in $(seq 50); do
-		tail -c +"$((before + 1))" "$E2E_WORK/meshgate.log" | grep -q "$mark" && break
-		sleep 0.1
-	done
-	tail -c +"$((before + 1))" "$E2E_WORK/meshgate.log"
-}
-counter() {    # counter NAME: value from `show counters`
-	console "show counters" | grep -Eo "^$1 [0-9]+" | tail -1 | awk '{print $2}'
-}
+counter() { e2e_counter "$1"; }
 
 # --- L7: same identity, GET allowed, POST denied by the method rule
 code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/)
