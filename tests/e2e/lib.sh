@@ -66,6 +66,11 @@ e2e_start_meshgate() {
 	local cfg=$1; shift
 	"$MESHGATE" run --config "$cfg" --console none "$@" >"$E2E_WORK/meshgate.log" 2>&1 &
 	E2E_MG_PID=$!
+	e2e_wait_ready
+}
+
+# e2e_wait_ready: until meshgate ($E2E_MG_PID) says ready; 1 if it died or hung.
+e2e_wait_ready() {
 	for _ in $(seq 100); do
 		grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log" 2>/dev/null && return 0
 		kill -0 $E2E_MG_PID 2>/dev/null || break
@@ -136,12 +141,7 @@ e2e_start_meshgate_console() {
 	"$MESHGATE" run --config "$cfg" --console stdio <"$fifo" >"$E2E_WORK/meshgate.log" 2>&1 &
 	E2E_MG_PID=$!
 	exec 7>"$fifo"
-	for _ in $(seq 100); do
-		grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log" 2>/dev/null && return 0
-		kill -0 $E2E_MG_PID 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "# meshgate did not start:"; sed 's/^/#   /' "$E2E_WORK/meshgate.log"; return 1
+	e2e_wait_ready
 }
 
 # e2e_console CMD: what the console printed for one command.
