@@ -349,6 +349,7 @@ static int conn_authorize(void *arg, const struct tls_peer *peer)
 {
 	struct conn *c = arg;
 	snprintf(c->principal, sizeof c->principal, "%s", tls_peer_principal(peer));
+	snprintf(c->sni, sizeof c->sni, "%s", tls_conn_server_name(&c->tls));
 	if (c->listener->cfg.protocol != CONFIG_PROTOCOL_TCP)
 		return 0;
 	struct policy_request r;

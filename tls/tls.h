@@ -307,4 +307,11 @@ void tls_conn_wipe(struct tls_conn *c);
  * Returns 0, or -1 with the reason in err. Uses OpenSSL's libcrypto. */
 int tls_demo_pki_ensure(const char *dir, const char *trust_domain, char *err, size_t errlen);
 
+/* The server name (SNI) the client asked for, "" when it sent none. Known
+ * once the ClientHello is in: from the authorize callback on. */
+static inline const char *tls_conn_server_name(const struct tls_conn *c)
+{
+	return br_ssl_engine_get_server_name(&c->sc.eng);
+}
+
 #endif

@@ -73,6 +73,15 @@ spec:
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
+metadata: {name: no-legacy-sni, namespace: production}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  action: DENY
+  rules:
+    - when: [{key: connection.sni, values: ["legacy.*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
 metadata: {name: public-blobs, namespace: production}
 spec:
   selector: {matchLabels: {app: backend-api}}
@@ -122,6 +131,11 @@ check "decision logged with the deciding policy" \
 	grep -q '"method":"POST".*"response_code":403,"decision":"deny","policy":""' "$E2E_WORK/meshgate.log"
 check "path DENY logged with its policy" \
 	grep -q '"path":"/admin/users?x=1".*"decision":"deny","policy":"production/no-admin"' "$E2E_WORK/meshgate.log"
+
+# --- connection.sni from the ClientHello
+code=$(cli_curl frontend -k -o /dev/null -w '%{http_code}' --resolve legacy.meshgate.test:8443:$MG_OUT https://legacy.meshgate.test:8443/)
+expect_eq "when connection.sni matches legacy.*: denied" "$code" 403
+check "SNI denial names its policy" grep -q '"host":"legacy.meshgate.test:8443".*"policy":"production/no-legacy-sni"' "$E2E_WORK/meshgate.log"
 
 # --- dry-run DENY: traffic passes, logged and counted
 before=$(counter dry_run_would_deny)
