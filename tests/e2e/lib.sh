@@ -7,6 +7,11 @@
 #
 # Everything is created here and deleted by e2e_teardown (trap). Addresses are
 # in 198.18.0.0/15 only; no routes leave the machine.
+# One e2e topology per machine at a time (the names are fixed): scripts from
+# other checkouts on the same machine wait here instead of tearing ours down.
+exec 9>/run/lock/meshgate-e2e.lock
+flock 9
+
 E2E_PKI=$TESTS_TOP/build/pki
 E2E_WORK=${E2E_WORK:-$TESTS_TOP/build/e2e}
 E2E_MG_PID=
@@ -20,13 +25,14 @@ UP_IP=198.18.1.10
 e2e_teardown() {
 	[ -n "$E2E_MG_PID" ] && kill "$E2E_MG_PID" 2>/dev/null && wait "$E2E_MG_PID" 2>/dev/null
 	[ -n "$E2E_UP_PID" ] && kill "$E2E_UP_PID" 2>/dev/null
+	[ -n "${E2E_NGINX_PID:-}" ] && kill "$E2E_NGINX_PID" 2>/dev/null
 	ip netns pids $NS_UP 2>/dev/null | xargs -r kill 2>/dev/null
 	ip netns pids $NS_CLI 2>/dev/null | xargs -r kill 2>/dev/null
 	ip link del mge-c1 2>/dev/null
 	ip link del mge-u1 2>/dev/null
 	ip netns del $NS_CLI 2>/dev/null
 	ip netns del $NS_UP 2>/dev/null
-	E2E_MG_PID= E2E_UP_PID=
+	E2E_MG_PID= E2E_UP_PID= E2E_NGINX_PID=
 	return 0
 }
 
@@ -59,6 +65,40 @@ e2e_start_upstream() {
 	E2E_UP_PID=$!
 	for _ in $(seq 50); do grep -q ready "$E2E_WORK/upstream.log" 2>/dev/null && return 0; sleep 0.1; done
 	echo "# upstream did not start"; cat "$E2E_WORK/upstream.log"; return 1
+}
+
+# e2e_start_nginx: a real nginx in the upstream namespace on $UP_IP:8081
+# serving $E2E_WORK/www (keep-alive, HEAD, chunked request bodies).
+E2E_NGINX_PID=
+e2e_start_nginx() {
+	local d=$E2E_WORK/nginx
+	mkdir -p "$d/logs" "$E2E_WORK/www"
+	cat >"$d/nginx.conf" <<NGX
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $d/logs/error.log;
+pid $d/nginx.pid;
+events { worker_connections 256; }
+http {
+  access_log $d/logs/access.log;
+  client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;
+  uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;
+  keepalive_requests 1000;
+  server {
+    listen $UP_IP:8081;
+    root $E2E_WORK/www;
+    location /echo-headers { return 200 "xfcc=\$http_x_forwarded_client_cert proto=\$http_x_forwarded_proto\\n"; }
+  }
+}
+NGX
+	ip netns exec $NS_UP nginx -c "$d/nginx.conf" -p "$d" >"$d/logs/stdout" 2>&1 &
+	E2E_NGINX_PID=$!
+	for _ in $(seq 50); do
+		ip netns exec $NS_UP bash -c "exec 3<>/dev/tcp/$UP_IP/8081" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "# nginx did not start"; cat "$d/logs/error.log" "$d/logs/stdout"; return 1
 }
 
 # e2e_start_meshgate CONFIG [extra args]: starts meshgate, waits for "ready".
@@ -102,6 +142,7 @@ spec:
     - {name: hasher, namespace: production, labels: {app: hasher}, endpoints: ["$UP_IP:9000"]}
     - {name: echo, namespace: production, labels: {app: echo}, endpoints: ["$UP_IP:9001"]}
     - {name: nowhere, namespace: production, labels: {app: nowhere}, endpoints: ["$UP_IP:9999"]}
+${E2E_EXTRA_SERVICES:-}
   listeners:
     - {name: backend, port: outside, listen: 8443, protocol: http, service: backend-api}
     - {name: hasher, port: outside, listen: 9443, protocol: tcp, service: hasher}

@@ -10,6 +10,9 @@ trap e2e_teardown EXIT
 trap "exit 130" INT TERM
 e2e_setup
 e2e_start_upstream || exit 1
+e2e_start_nginx || exit 1
+export E2E_EXTRA_LISTENERS='    - {name: web, port: outside, listen: 8446, protocol: http, service: web}'
+export E2E_EXTRA_SERVICES="    - {name: web, namespace: production, labels: {app: web}, endpoints: [\"$UP_IP:8081\"]}"
 cfg=$(e2e_write_config <<'YAML'
 ---
 apiVersion: security.istio.io/v1
@@ -141,6 +144,25 @@ got=$(python3 "$TESTS_TOP/tests/e2e/tlsclient.py" --netns $NS_CLI --host $MG_OUT
 	--pki "$E2E_PKI" --id frontend --send-bytes 1048576 --half-close)
 want=$(python3 -c 'import hashlib;print(hashlib.sha256(bytes(i%251 for i in range(1048576))).hexdigest())')
 expect_eq "tcp listener: data, half-close, answer after EOF" "$got" "$want"
+
+# a real nginx upstream behind an http listener
+head -c 3000000 /dev/urandom >"$E2E_WORK/www/file.bin"
+want=$(sha256sum "$E2E_WORK/www/file.bin" | cut -d' ' -f1)
+web() { cli_curl frontend --resolve meshgate.test:8446:$MG_OUT "$@"; }
+got=$(web https://meshgate.test:8446/file.bin | sha256sum | cut -d' ' -f1)
+expect_eq "nginx upstream: 3 MB static file intact" "$got" "$want"
+out=$(web -I https://meshgate.test:8446/file.bin | tr -d '\r' | grep -i -E '^(HTTP|content-length)')
+expect_eq "nginx upstream: HEAD answered with the length, no body" "$out" "HTTP/1.1 200 OK
+Content-Length: 3000000"
+n=$(web -s -w '%{http_code}\n' -o /dev/null https://meshgate.test:8446/file.bin -o /dev/null https://meshgate.test:8446/missing -o /dev/null https://meshgate.test:8446/file.bin | tr '\n' ' ')
+expect_eq "nginx upstream: keep-alive requests with a 404 between" "$n" "200 404 200 "
+out=$(web -H 'X-Forwarded-Client-Cert: By=spoofed' https://meshgate.test:8446/echo-headers)
+case $out in
+"xfcc=By=spiffe://"*"URI=spiffe://cluster.local/ns/prod/sa/frontend proto=https") ok "nginx sees meshgate's XFCC and x-forwarded-proto, not the client's" ;;
+*) not_ok "nginx sees XFCC (got: $out)" ;;
+esac
+n=$(grep -c '"listener":"web"' "$E2E_WORK/meshgate.log")
+check "web listener connections logged ($n)" test "$n" -ge 4
 
 # upstream down -> 503 on http
 out=$(cli_curl frontend -w '\n%{http_code}' https://meshgate.test:8444/)

@@ -7,6 +7,8 @@
 # client certificate.
 set -u
 . "$(dirname "$0")/../lib.sh"
+exec 9>/run/lock/meshgate-demo.lock   # the demo's tap name is fixed
+flock 9
 work=$TESTS_TOP/build/demo-test
 state=$work/state
 mg_pid=
