@@ -367,6 +367,48 @@ has "pipe console: show listeners" "$out" "^backend +$MG_OUT:8443"
 has "pipe console: unknown command" "$out" "^error: unknown command 'bogus'"
 has "pipe console: shutdown" "$out" '^shutting down \(0 connections open\)'
 
+# stdin is a terminal (the image's ttyS0 case): prompt, editing, terminal restored
+cat >"$W/term_console.py" <<'EOF'
+import os, pty, select, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+buf = b""
+def expect(want, timeout=60):
+    global buf
+    end = time.time() + timeout
+    while want not in buf:
+        if time.time() > end:
+            sys.exit("timeout waiting for %r; got %r" % (want, buf[-2000:]))
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                buf += os.read(fd, 65536)
+            except OSError:
+                break
+    i = buf.index(want) + len(want)
+    got, buf = buf[:i], buf[i:]
+    return got
+expect(b"meshgate> ")
+lflag = termios.tcgetattr(fd)[3]
+assert not (lflag & termios.ECHO) and not (lflag & termios.ICANON), "stdin not raw while running"
+os.write(fd, b"stat\x7f\x7fatus\r")           # two backspaces: "status"
+got = expect(b"\r\nmeshgate> ")
+assert b"link up" in got, got
+os.write(fd, b"shutdown\r")
+expect(b"shutting down")
+_, status = os.waitpid(pid, 0)
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+lflag = termios.tcgetattr(fd)[3]
+assert (lflag & termios.ECHO) and (lflag & termios.ICANON), "terminal not restored"
+print("tty ok")
+EOF
+if out=$(timeout 90 python3 "$W/term_console.py" "$MESHGATE" run --config "$CFG" 2>&1); then
+	ok "stdin terminal: prompt, line editing, status, shutdown exits 0, terminal restored"
+else
+	not_ok "stdin terminal console"; echo "$out" | tail -5 | sed 's/^/#   /'
+fi
+
 # a malformed password hash is a FILE:LINE error, at start and on reload
 sed 's/^  dpdk:/  console: {passwordHash: "pbkdf2-sha256$1000$bad$bad"}\n  dpdk:/' "$CFG" >"$W/badhash.yaml"
 out=$("$MESHGATE" config validate --config "$W/badhash.yaml" 2>&1); rc=$?
