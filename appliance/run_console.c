@@ -165,7 +165,7 @@ static int cmd_show_counters(struct console *c, void *ctx, int argc, char **argv
 		for (size_t j = 0; j < sizeof pc / sizeof pc[0]; j++)
 			console_printf(c, "port_%s{port=%s} %llu\n", pc[j].name, n, (unsigned long long)pc[j].v);
 	}
-	const struct console_stats *cs = &rc->con->stats;
+	const struct console_stats *cs = &c->stats;   /* the console running this command */
 	console_printf(c, "console_commands %llu\nconsole_commands_failed %llu\nconsole_unknown_commands %llu\n"
 		       "console_login_ok %llu\nconsole_login_failed %llu\nconsole_login_throttled %llu\n"
 		       "console_log_dropped %llu\nconsole_log_filtered %llu\nconfig_generation %u\n",
