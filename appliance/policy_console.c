@@ -129,9 +129,10 @@ enum console_err policy_console_register(struct console_registry *reg, struct po
 	const struct console_command cmds[POLICY_CONSOLE_COMMANDS] = {
 		{"show policies", "", "authorization policies in service and the services they apply to",
 		 cmd_show_policies, pc},
-		{"authz check", "--workload-namespace NS [options] (help authz check)",
-		 "evaluate one request like `meshgate authz check`, against the running policies "
-		 "unless --config is given", cmd_authz_check, pc},
+		{"authz check", "[--config FILE ...] --workload-namespace NS [OPTION ...]",
+		 "evaluate one request like `meshgate authz check` (same flags and line; "
+		 "`authz check --help` lists them), against the running policies unless --config",
+		 cmd_authz_check, pc},
 	};
 	for (int i = 0; i < POLICY_CONSOLE_COMMANDS; i++) {
 		pc->cmds[i] = cmds[i];
