@@ -41,10 +41,10 @@
  *
  *   The driver feeds input from the loop between iterations, never from
  *   under an lwIP callback, so a handler may act at once when that is
- *   short (the appliance's `reload` validates and swaps the config,
- *   `drain` closes the listeners); what must end the loop (`shutdown`)
- *   sets a flag in the handler's ctx that the loop checks. Handlers never
- *   wait for I/O. See appliance/run_console.h.
+ *   short (the appliance's `reload` validates and swaps the config at
+ *   once); what the loop itself must do (`drain`, `shutdown`) is a flag
+ *   in the handler's ctx that the loop acts on before its next iteration.
+ *   Handlers never wait for I/O. See appliance/run_console.h.
  *
  * ---- Output overflow policy -------------------------------------------------
  *

@@ -15,8 +15,9 @@
  * the console is not on stdout (pty, device, none).
  *
  * Commands run inside run_console_poll(), i.e. in the loop between
- * iterations, never under an lwIP callback: `reload` and `drain` act at
- * once; `shutdown` sets stop_requested and the loop ends after it. A front
+ * iterations, never under an lwIP callback: `reload` acts at once;
+ * `drain` and `shutdown` set drain_requested / stop_requested, which the
+ * loop acts on before its next iteration. A front
  * end that executes console commands elsewhere (the HTTP admin console)
  * must defer them to the loop the same way. */
 #ifndef MESHGATE_RUN_CONSOLE_H
