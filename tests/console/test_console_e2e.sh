@@ -116,13 +116,22 @@ cli_curl() { # IDENTITY curl-args...
 		--cert "$PKI/$id.pem" --key "$PKI/$id.key" --resolve meshgate.test:8443:$MG_OUT "$@"
 }
 
-con() { timeout 60 python3 "$CLIENT" "$PTS" "$@"; }
+# con [CLIENT-OPTIONS] CMD...: the console's answer; also kept in
+# build/console-e2e/transcript.txt for a human to read
+con() {
+	local o rc
+	o=$(timeout 60 python3 "$CLIENT" "$PTS" "$@"); rc=$?
+	printf '>>> %s\n%s\n' "$*" "$o" >>"$W/transcript.txt"
+	printf '%s\n' "$o"
+	return $rc
+}
 
 # has NAME TEXT PATTERN: ok when the (extended) regex matches a line
 has() { if grep -qE -- "$3" <<<"$2"; then ok "$1"; else not_ok "$1"; echo "$2" | sed 's/^/#   /' | head -40; fi; }
 
 # ---------------------------------------------------------------- start
 setup
+rm -f "$W/transcript.txt"
 start_upstream || exit 1
 HASH=$(printf 'op3rator pass\n' | "$MESHGATE" console hash-password --iterations 1000)
 has "console hash-password prints a salted hash" "$HASH" '^pbkdf2-sha256\$1000\$'
