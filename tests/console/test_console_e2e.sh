@@ -19,6 +19,10 @@
 # deleted on exit.
 set -u
 . "$(dirname "$0")/../lib.sh"
+# the mgc-* names are per machine: another checkout running this test
+# waits here instead of tearing our topology down
+exec 9>/run/lock/meshgate-console-e2e.lock
+flock 9
 
 W=$TESTS_TOP/build/console-e2e
 PKI=$W/pki
