@@ -1,38 +1,33 @@
 /* meshgate authz check: see authz_cli.h. */
 #include "appliance/authz_cli.h"
-#include "appliance/config.h"
-#include "appliance/policy.h"
 #include "appliance/yaml_node.h"
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define AUTHZ_MAX_FILES 64
-#define AUTHZ_MAX_HEADERS 32
+const char authz_usage_options[] =
+	"[--config FILE ...] --workload-namespace NS\n"
+	"         [--workload-label KEY=VALUE ...] [--principal P] [--source-namespace NS]\n"
+	"         [--source-ip IP] [--dest-ip IP] [--dest-port N] [--method M] [--path P]\n"
+	"         [--host H] [--header NAME=VALUE ...] [--sni NAME]\n"
+	"  --principal omitted = plaintext peer; principals are written without spiffe://\n"
+	"  any of --method/--path/--host/--header makes it an HTTP (L7) request\n";
 
 void authz_usage(FILE *out)
 {
-	fputs("usage: meshgate authz check --config FILE [--config FILE ...] --workload-namespace NS\n"
-	      "         [--workload-label KEY=VALUE ...] [--principal P] [--source-namespace NS]\n"
-	      "         [--source-ip IP] [--dest-ip IP] [--dest-port N] [--method M] [--path P]\n"
-	      "         [--host H] [--header NAME=VALUE ...] [--sni NAME]\n"
-	      "  --principal omitted = plaintext peer; principals are written without spiffe://\n"
-	      "  any of --method/--path/--host/--header makes it an HTTP (L7) request\n"
-	      "  exit: 0 ALLOW, 3 DENY, 2 usage or configuration error\n", out);
+	fprintf(out, "usage: meshgate authz check %s"
+		"  --config is required here (the console defaults to the running policies)\n"
+		"  exit: 0 ALLOW, 3 DENY, 2 usage or configuration error\n", authz_usage_options);
 }
 
-static int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
-static int usage_error(const char *fmt, const char *arg)
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
-	char msg[512];
-	fprintf(stderr, "meshgate authz check: ");
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	snprintf(msg, sizeof msg, fmt, arg);  /* fmt is always a literal of this file */
-#pragma GCC diagnostic pop
-	fputs(msg, stderr);
-	fputc('\n', stderr);
-	authz_usage(stderr);
-	return AUTHZ_EXIT_USAGE;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 static bool split_kv(char *s, char **k, char **v)
@@ -46,97 +41,139 @@ static bool split_kv(char *s, char **k, char **v)
 	return true;
 }
 
-int authz_check_main(int argc, char **argv)
+int authz_query_parse(struct authz_query *q, int argc, char **argv, char *err, size_t errlen)
 {
-	const char *files[AUTHZ_MAX_FILES];
-	int nfiles = 0;
-	struct config_label labels[CONFIG_MAX_LABELS];
-	int nlabels = 0;
-	struct policy_header headers[AUTHZ_MAX_HEADERS];
-	int nheaders = 0;
-	struct policy_request req;
-	const char *source_ns = NULL;
-	memset(&req, 0, sizeof req);
-
+	memset(q, 0, sizeof *q);
+	struct policy_request *req = &q->req;
 	for (int i = 1; i < argc; i++) {
 		const char *opt = argv[i];
 		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
-			authz_usage(stdout);
-			return AUTHZ_EXIT_ALLOW;
+			q->help = true;
+			return 0;
 		}
 		if (strncmp(opt, "--", 2))
-			return usage_error("unexpected argument \"%s\"", opt);
+			return fail(err, errlen, "unexpected argument \"%s\"", opt);
 		if (i + 1 >= argc)
-			return usage_error("%s needs a value", opt);
+			return fail(err, errlen, "%s needs a value", opt);
 		char *val = argv[++i];
 		char *k, *v;
 		if (!strcmp(opt, "--config")) {
-			if (nfiles == AUTHZ_MAX_FILES)
-				return usage_error("too many --config files (at most 64)%s", "");
-			files[nfiles++] = val;
+			if (q->nfiles == AUTHZ_MAX_FILES)
+				return fail(err, errlen, "too many --config files (at most %d)", AUTHZ_MAX_FILES);
+			q->files[q->nfiles++] = val;
 		} else if (!strcmp(opt, "--workload-namespace")) {
-			req.workload_namespace = val;
+			req->workload_namespace = val;
 		} else if (!strcmp(opt, "--workload-label")) {
-			if (nlabels == CONFIG_MAX_LABELS)
-				return usage_error("too many --workload-label (at most 16)%s", "");
-			if (!split_kv(val, &k, &v) || strlen(k) >= sizeof labels[0].key ||
-			    strlen(v) >= sizeof labels[0].value)
-				return usage_error("--workload-label wants KEY=VALUE, got \"%s\"", val);
-			snprintf(labels[nlabels].key, sizeof labels[0].key, "%s", k);
-			snprintf(labels[nlabels].value, sizeof labels[0].value, "%s", v);
-			nlabels++;
+			struct config_label *l = &q->labels[q->nlabels];
+			if (q->nlabels == CONFIG_MAX_LABELS)
+				return fail(err, errlen, "too many --workload-label (at most %d)", CONFIG_MAX_LABELS);
+			if (!split_kv(val, &k, &v) || strlen(k) >= sizeof l->key || strlen(v) >= sizeof l->value)
+				return fail(err, errlen, "--workload-label wants KEY=VALUE, got \"%s\"", val);
+			snprintf(l->key, sizeof l->key, "%s", k);
+			snprintf(l->value, sizeof l->value, "%s", v);
+			q->nlabels++;
 		} else if (!strcmp(opt, "--principal")) {
 			if (!strncmp(val, "spiffe://", 9))
 				val += 9;
-			req.principal = val;
+			req->principal = val;
 		} else if (!strcmp(opt, "--source-namespace")) {
-			source_ns = val;
+			q->source_namespace = val;
 		} else if (!strcmp(opt, "--source-ip") || !strcmp(opt, "--dest-ip")) {
 			uint32_t ip;
 			if (!yparse_ipv4(val, &ip))
-				return usage_error("wants an IPv4 address, got \"%s\"", val);
+				return fail(err, errlen, "wants an IPv4 address, got \"%s\"", val);
 			if (opt[2] == 's')
-				req.source_ip = ip;
+				req->source_ip = ip;
 			else
-				req.dest_ip = ip;
+				req->dest_ip = ip;
 		} else if (!strcmp(opt, "--dest-port")) {
 			char *end;
 			unsigned long p = strtoul(val, &end, 10);
 			if (*end || !*val || p < 1 || p > 65535)
-				return usage_error("--dest-port wants a port number 1-65535, got \"%s\"", val);
-			req.dest_port = (uint16_t)p;
+				return fail(err, errlen, "--dest-port wants a port number 1-65535, got \"%s\"", val);
+			req->dest_port = (uint16_t)p;
 		} else if (!strcmp(opt, "--method")) {
-			req.method = val;
-			req.has_l7 = true;
+			req->method = val;
+			req->has_l7 = true;
 		} else if (!strcmp(opt, "--path")) {
-			req.path = val;
-			req.path_len = strlen(val);
-			req.has_l7 = true;
+			req->path = val;
+			req->path_len = strlen(val);
+			req->has_l7 = true;
 		} else if (!strcmp(opt, "--host")) {
-			req.host = val;
-			req.has_l7 = true;
+			req->host = val;
+			req->has_l7 = true;
 		} else if (!strcmp(opt, "--header")) {
-			if (nheaders == AUTHZ_MAX_HEADERS)
-				return usage_error("too many --header (at most 32)%s", "");
+			if (q->nheaders == AUTHZ_MAX_HEADERS)
+				return fail(err, errlen, "too many --header (at most %d)", AUTHZ_MAX_HEADERS);
 			if (!split_kv(val, &k, &v))
-				return usage_error("--header wants NAME=VALUE, got \"%s\"", val);
-			headers[nheaders++] = (struct policy_header){k, strlen(k), v, strlen(v)};
-			req.has_l7 = true;
+				return fail(err, errlen, "--header wants NAME=VALUE, got \"%s\"", val);
+			q->headers[q->nheaders++] = (struct policy_header){k, strlen(k), v, strlen(v)};
+			req->has_l7 = true;
 		} else if (!strcmp(opt, "--sni")) {
-			req.sni = val;
+			req->sni = val;
 		} else {
-			return usage_error("unknown option \"%s\"", opt);
+			return fail(err, errlen, "unknown option \"%s\"", opt);
 		}
 	}
-	if (!nfiles)
-		return usage_error("--config FILE is required%s", "");
-	if (!req.workload_namespace)
-		return usage_error("--workload-namespace NS is required%s", "");
-	req.workload_labels = labels;
-	req.workload_nlabels = nlabels;
-	req.headers = headers;
-	req.nheaders = nheaders;
+	if (!req->workload_namespace)
+		return fail(err, errlen, "--workload-namespace NS is required");
+	req->workload_labels = q->labels;
+	req->workload_nlabels = q->nlabels;
+	req->headers = q->headers;
+	req->nheaders = q->nheaders;
+	return 0;
+}
 
+int authz_query_evaluate(struct authz_query *q, const struct policy_set *policies,
+			 const char *trust_domain, char *line, size_t linelen,
+			 char *note, size_t notelen)
+{
+	struct policy_request *req = &q->req;
+	const char *sns = q->source_namespace;
+	note[0] = 0;
+	if (sns) {
+		if (req->principal) {
+			const char *ns = strstr(req->principal, "/ns/");
+			size_t n = strlen(sns);
+			if (!ns || strncmp(ns + 4, sns, n) || (ns[4 + n] && ns[4 + n] != '/')) {
+				snprintf(line, linelen, "--source-namespace %s disagrees with --principal %s "
+					 "(the source namespace is the principal's /ns/NS/ segment)", sns, req->principal);
+				return AUTHZ_EXIT_USAGE;
+			}
+		} else {
+			/* a namespace implies an mTLS peer: give it the default account */
+			snprintf(q->principal_buf, sizeof q->principal_buf, "%s/ns/%s/sa/default",
+				 trust_domain && *trust_domain ? trust_domain : "cluster.local", sns);
+			req->principal = q->principal_buf;
+			snprintf(note, notelen, "note: --source-namespace without --principal: using principal %s",
+				 q->principal_buf);
+		}
+	}
+	struct policy_decision d;
+	policy_evaluate(policies, req, &d);
+	policy_decision_format(&d, line, linelen);
+	return d.action == POLICY_ALLOW ? AUTHZ_EXIT_ALLOW : AUTHZ_EXIT_DENY;
+}
+
+int authz_check_main(int argc, char **argv)
+{
+	/* big enough to keep off the stack of small threads; the CLI runs once */
+	static struct authz_query q;
+	char msg[512];
+	int parsed = authz_query_parse(&q, argc, argv, msg, sizeof msg);
+	if (parsed == 0 && q.help) {
+		authz_usage(stdout);
+		return AUTHZ_EXIT_ALLOW;
+	}
+	if (parsed == 0 && !q.nfiles) {
+		snprintf(msg, sizeof msg, "--config FILE is required");
+		parsed = -1;
+	}
+	if (parsed != 0) {
+		fprintf(stderr, "meshgate authz check: %s\n", msg);
+		authz_usage(stderr);
+		return AUTHZ_EXIT_USAGE;
+	}
 	struct config *cfg = malloc(sizeof *cfg);
 	struct config_errors *errs = malloc(sizeof *errs);
 	if (!cfg || !errs) {
@@ -146,37 +183,20 @@ int authz_check_main(int argc, char **argv)
 		return AUTHZ_EXIT_USAGE;
 	}
 	int rc;
-	char principal[512];
-	if (config_load_ex(files, nfiles, CONFIG_LOAD_POLICIES_ONLY, cfg, errs) != 0) {
+	if (config_load_ex(q.files, q.nfiles, CONFIG_LOAD_POLICIES_ONLY, cfg, errs) != 0) {
 		config_errors_print(errs, stderr);
 		rc = AUTHZ_EXIT_USAGE;
 		goto out;
 	}
-	if (source_ns) {
-		if (req.principal) {
-			const char *ns = strstr(req.principal, "/ns/");
-			size_t n = strlen(source_ns);
-			if (!ns || strncmp(ns + 4, source_ns, n) || (ns[4 + n] && ns[4 + n] != '/')) {
-				fprintf(stderr, "meshgate authz check: --source-namespace %s disagrees with --principal %s "
-					"(the source namespace is the principal's /ns/NS/ segment)\n", source_ns, req.principal);
-				rc = AUTHZ_EXIT_USAGE;
-				config_free(cfg);
-				goto out;
-			}
-		} else {
-			/* a namespace implies an mTLS peer: give it the default account */
-			snprintf(principal, sizeof principal, "%s/ns/%s/sa/default",
-				 cfg->trust_domain[0] ? cfg->trust_domain : "cluster.local", source_ns);
-			req.principal = principal;
-			fprintf(stderr, "note: --source-namespace without --principal: using principal %s\n", principal);
-		}
+	char line[512], note[640];
+	rc = authz_query_evaluate(&q, cfg->policies, cfg->trust_domain, line, sizeof line, note, sizeof note);
+	if (rc == AUTHZ_EXIT_USAGE) {
+		fprintf(stderr, "meshgate authz check: %s\n", line);
+	} else {
+		if (note[0])
+			fprintf(stderr, "%s\n", note);
+		printf("%s\n", line);
 	}
-	struct policy_decision d;
-	char line[512];
-	policy_evaluate(cfg->policies, &req, &d);
-	policy_decision_format(&d, line, sizeof line);
-	printf("%s\n", line);
-	rc = d.action == POLICY_ALLOW ? AUTHZ_EXIT_ALLOW : AUTHZ_EXIT_DENY;
 	config_free(cfg);
 out:
 	free(cfg);

@@ -1,5 +1,6 @@
 /* Configuration loader: see config.h. Boot / reload time only. */
 #include "appliance/config.h"
+#include "appliance/config_console.h"
 #include "appliance/policy.h"
 #include "appliance/yaml_node.h"
 #include <arpa/inet.h>
@@ -527,7 +528,7 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 	if (!yget_map(d, spec, "spec"))
 		return;
 	static const char *const sk[] = {"trustDomain", "rootNamespace", "identity", "trustBundles",
-		"dpdk", "ports", "services", "listeners", "limits", NULL};
+		"dpdk", "ports", "services", "listeners", "limits", "console", NULL};
 	ymap_check_keys(d, spec, "spec", sk);
 	if (!(v = ymap_get(d, spec, "trustDomain")))
 		yerr(d, spec, "spec.trustDomain", "required (e.g. cluster.local)");
@@ -612,6 +613,8 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 		parse_listeners(d, v, cfg);
 	if ((v = ymap_get(d, spec, "limits")))
 		parse_limits(d, v, &cfg->limits);
+	if ((v = ymap_get(d, spec, "console")))
+		config_parse_console(d, v, cfg);
 }
 
 static void load_text(struct loader *L, const char *name, const char *base_dir, const char *text,

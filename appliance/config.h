@@ -120,6 +120,8 @@ struct config {
 	 * DENY rules are enforced without them, as ztunnel does). */
 	struct config_errors warnings;
 	int appliance_line;                 /* where the Appliance document starts */
+	/* spec.console.passwordHash (config_console.h); "" = no console login */
+	char console_password_hash[160];
 };
 
 /* Loads and validates. Returns 0 on success; on any error returns -1 with

@@ -39,9 +39,12 @@
  *        tested example of this loop.
  *   In CONSOLE_LINES mode a last line without a newline before EOF is not run.
  *
- *   Command handlers that must act on the loop (drain, shutdown, reload)
- *   set a flag in their ctx and return; the loop acts on it between
- *   iterations. Handlers never block.
+ *   The driver feeds input from the loop between iterations, never from
+ *   under an lwIP callback, so a handler may act at once when that is
+ *   short (the appliance's `reload` validates and swaps the config at
+ *   once); what the loop itself must do (`drain`, `shutdown`) is a flag
+ *   in the handler's ctx that the loop acts on before its next iteration.
+ *   Handlers never wait for I/O. See appliance/run_console.h.
  *
  * ---- Output overflow policy -------------------------------------------------
  *

@@ -345,10 +345,6 @@ int run_inner(struct appliance *a)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (run_console_start(&a->console, a, a->opt.console, err, sizeof err) != 0) {
-		fprintf(stderr, "meshgate: console: %s\n", err);
-		return 1;
-	}
 	printf("meshgate %s: %s, %d port%s, %d listener%s, %zu polic%s, pool %u connections\n",
 	       MESHGATE_VERSION, a->demo ? "embedded demo" : a->cfg->file0, a->cfg->nports,
 	       a->cfg->nports == 1 ? "" : "s", a->cfg->nlisteners, a->cfg->nlisteners == 1 ? "" : "s",
@@ -366,9 +362,15 @@ int run_inner(struct appliance *a)
 	if (a->demo)
 		print_demo_help(a);
 	fflush(stdout);
+	/* after the boot messages: a stdio console makes stdout non-blocking */
+	if (run_console_start(&a->console, a, a->opt.console, err, sizeof err) != 0) {
+		fprintf(stderr, "meshgate: console: %s\n", err);
+		return 1;
+	}
 	run_console_ready(&a->console);
 
 	loop(a);
+	run_console_stop(&a->console);   /* terminal and stdout back to normal */
 
 	printf("meshgate: shutting down (%u connection%s open)\n", proxy_active(a->proxy),
 	       proxy_active(a->proxy) == 1 ? "" : "s");

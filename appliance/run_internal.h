@@ -9,6 +9,7 @@
 #include "appliance/config.h"
 #include "appliance/console.h"
 #include "appliance/run.h"
+#include "appliance/run_console.h"
 
 struct tls_credentials;
 struct port;
@@ -17,28 +18,7 @@ struct proxy;
 struct boot_info;
 struct appliance;
 
-/* The console as the run loop uses it: the engine, its I/O and the flags
- * its commands set for the loop to act on between iterations. */
-struct run_console {
-	struct appliance *app;
-	bool enabled, input_open, ready;
-	int in_fd, out_fd;
-	struct console_registry reg;
-	struct console *con;
-	char in[512];
-	size_t in_off, in_len;
-	bool stop_requested, reload_requested, drain_requested;
-	bool access_log;            /* `log level info` (default) prints access lines */
-	uint64_t log_dropped;
-};
-
-int run_console_start(struct run_console *rc, struct appliance *a, const char *spec,
-		      char *err, size_t errlen);
-void run_console_ready(struct run_console *rc);
-bool run_console_poll(struct run_console *rc, uint32_t now_ms);
-void run_console_log(struct run_console *rc, const char *line);
-void run_console_reload(struct run_console *rc);
-void run_console_stop(struct run_console *rc);
+/* struct run_console and its functions: appliance/run_console.h */
 
 struct appliance {
 	struct run_options opt;

@@ -233,8 +233,15 @@ void serial_restore(struct serial *s)
 
 bool serial_flush(struct serial *s, int timeout_ms)
 {
+	/* pty: bytes written to the master reach the slave's input queue from
+	 * a kernel work item, so FIONREAD can read 0 just after a write while
+	 * they are still on their way; sleep a step before each look and only
+	 * trust two empty looks in a row. */
+	int empty = 0;
 	for (int waited = 0;; waited += 10) {
 		int pending = 0;
+		if (s->kind == SERIAL_PTY)
+			usleep(10000);
 		if (s->kind == SERIAL_PTY && s->slave_fd >= 0) {
 			if (ioctl(s->slave_fd, FIONREAD, &pending) != 0)
 				return false;
@@ -242,11 +249,14 @@ bool serial_flush(struct serial *s, int timeout_ms)
 			if (ioctl(s->out_fd, TIOCOUTQ, &pending) != 0)
 				return false;
 		}
-		if (pending == 0)
+		if (pending == 0 && (s->kind != SERIAL_PTY || ++empty >= 2))
 			return true;
+		if (pending)
+			empty = 0;
 		if (waited >= timeout_ms)
-			return false;
-		usleep(10000);
+			return pending == 0;
+		if (s->kind != SERIAL_PTY)
+			usleep(10000);
 	}
 }
 

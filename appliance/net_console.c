@@ -1,0 +1,30 @@
+/* lwIP pool usage for the console: see net_console.h. lwIP headers stay in
+ * this file (PLATFORM-NOTES: some of its macros clash with glibc's). */
+#include "appliance/net_console.h"
+
+#include "appliance/console.h"
+#include "lwip/memp.h"
+#include "lwip/stats.h"
+
+#if !MEMP_STATS
+#error "net_console needs lwIP's MEMP_STATS (LWIP_STATS=1 in net/lwipopts.h)"
+#endif
+
+static const struct { int pool; const char *name; } pools[] = {
+	{MEMP_TCP_PCB, "lwip tcp pcbs"},
+	{MEMP_TCP_PCB_LISTEN, "lwip listen pcbs"},
+	{MEMP_TCP_SEG, "lwip tcp segments"},
+	{MEMP_PBUF, "lwip pbuf refs"},
+	{MEMP_PBUF_POOL, "lwip pbuf pool"},
+};
+
+void net_console_print_pools(struct console *c)
+{
+	for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+		const struct stats_mem *m = lwip_stats.memp[pools[i].pool];
+		if (!m)
+			continue;
+		console_printf(c, "  %-20s %u / %u in use (peak %u, refused %u)\n", pools[i].name,
+			       (unsigned)m->used, (unsigned)m->avail, (unsigned)m->max, (unsigned)m->err);
+	}
+}
