@@ -63,7 +63,7 @@ e2e_setup() {
 e2e_start_upstream() {
 	ip netns exec $NS_UP python3 "$TESTS_TOP/tests/e2e/upstream.py" $UP_IP >"$E2E_WORK/upstream.log" 2>&1 &
 	E2E_UP_PID=$!
-	for _ in $(seq 50); do grep -q ready "$E2E_WORK/upstream.log" 2>/dev/null && return 0; sleep 0.1; done
+	for _ in $(seq 200); do grep -q ready "$E2E_WORK/upstream.log" 2>/dev/null && return 0; sleep 0.1; done
 	echo "# upstream did not start"; cat "$E2E_WORK/upstream.log"; return 1
 }
 
@@ -111,7 +111,7 @@ e2e_start_meshgate() {
 
 # e2e_wait_ready: until meshgate ($E2E_MG_PID) says ready; 1 if it died or hung.
 e2e_wait_ready() {
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do
 		grep -q 'meshgate: ready' "$E2E_WORK/meshgate.log" 2>/dev/null && return 0
 		kill -0 $E2E_MG_PID 2>/dev/null || break
 		sleep 0.1
