@@ -528,7 +528,7 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 	if (!yget_map(d, spec, "spec"))
 		return;
 	static const char *const sk[] = {"trustDomain", "rootNamespace", "identity", "trustBundles",
-		"dpdk", "ports", "services", "listeners", "limits", "console", NULL};
+		"dpdk", "ports", "services", "listeners", "limits", "console", "admin", "accessLog", NULL};
 	ymap_check_keys(d, spec, "spec", sk);
 	if (!(v = ymap_get(d, spec, "trustDomain")))
 		yerr(d, spec, "spec.trustDomain", "required (e.g. cluster.local)");
@@ -615,6 +615,7 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 		parse_limits(d, v, &cfg->limits);
 	if ((v = ymap_get(d, spec, "console")))
 		config_parse_console(d, v, cfg);
+	admin_config_parse(d, spec, cfg);
 }
 
 static void load_text(struct loader *L, const char *name, const char *base_dir, const char *text,

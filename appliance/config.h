@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "appliance/admin_config.h"
+
 #define CONFIG_MAX_NAME 64          /* k8s names are at most 63 */
 #define CONFIG_MAX_PATH 512
 #define CONFIG_MAX_TRUST_DOMAIN 256
@@ -113,6 +115,8 @@ struct config {
 	struct config_listener listeners[CONFIG_MAX_LISTENERS];
 	int nlisteners;
 	struct config_limits limits;
+	struct config_admin admin;             /* spec.admin (admin_config.h) */
+	struct config_accesslog access_log;     /* spec.accessLog */
 	struct policy_set *policies;        /* owned; never NULL after a good load */
 	/* Problems that do not stop the load, same format as errors, for the
 	 * appliance to log: e.g. an AuthorizationPolicy with HTTP-only fields
