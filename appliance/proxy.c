@@ -26,6 +26,7 @@
 #include "lwip/pbuf.h"
 #include "lwip/ip_addr.h"
 
+#include "appliance/admin_obs.h"
 #include "appliance/config.h"
 #include "appliance/policy.h"
 #include "net/stack.h"
@@ -237,6 +238,7 @@ void pconn_refuse(struct conn *c, enum proxy_reason why)
 	if (c->reason == PROXY_REASON_NONE) {
 		c->reason = why;
 		c->proxy->counters.refused[why]++;
+		admin_obs_refusal(c->proxy->opt.obs, why);
 	}
 }
 
@@ -271,7 +273,7 @@ void pconn_ip_text(uint32_t ip_be, char *buf, size_t len)
 static void conn_log(struct conn *c)
 {
 	struct proxy *p = c->proxy;
-	if (!p->opt.log)
+	if (admin_obs_closed(c) || !p->opt.log)
 		return;
 	char peer[32], id[300], svc[140], policy[140], line[1024];
 	pconn_ip_text(c->peer_ip, peer, sizeof peer);
@@ -327,6 +329,7 @@ bool pconn_decide(struct conn *c, const struct policy_request *r)
 	struct proxy *p = c->proxy;
 	policy_evaluate(p->cfg->policies, r, &c->decision);
 	c->decided = true;
+	admin_obs_decision(c);
 	if (c->decision.dry_run_matched) {
 		if (c->decision.dry_run_action == POLICY_ALLOW)
 			p->counters.dry_run_would_allow++;
@@ -837,6 +840,7 @@ static void conn_handshake_done(struct conn *c)
 		snprintf(c->principal, sizeof c->principal, "%s", tls_peer_principal(peer));
 	c->state = CONN_OPEN;
 	c->last_activity_ms = p->now_ms;
+	admin_obs_opened(c);
 	if (c->listener->cfg.protocol == CONFIG_PROTOCOL_TCP) {
 		/* decided in conn_authorize; connect now */
 		if (!pconn_upstream_connect(c))
@@ -970,12 +974,14 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 		return ERR_VAL;
 	if (p->draining || !l->open) {
 		p->counters.refused[PROXY_REASON_DRAINING]++;
+		admin_obs_refusal(p->opt.obs, PROXY_REASON_DRAINING);
 		tcp_abort(pcb);
 		return ERR_ABRT;
 	}
 	struct conn *c = conn_alloc(p);
 	if (!c) {
 		p->counters.refused[PROXY_REASON_POOL_EXHAUSTED]++;
+		admin_obs_refusal(p->opt.obs, PROXY_REASON_POOL_EXHAUSTED);
 		tcp_abort(pcb);
 		return ERR_ABRT;
 	}

@@ -24,6 +24,7 @@ struct config;
 struct tls_credentials;
 struct proxy;
 struct net_if;
+struct admin_obs;
 
 /* Why a connection or request was refused or ended badly. Stable names
  * (proxy_reason_name) are used as counter and log labels. */
@@ -69,6 +70,7 @@ typedef void (*proxy_log_fn)(void *arg, const char *line);
 struct proxy_options {
 	proxy_log_fn log;
 	void *log_arg;
+	struct admin_obs *obs;      /* metrics + access log (admin_obs.h), may be NULL */
 };
 
 /* Allocates the proxy and its pools from `cfg` (limits), and opens one lwIP

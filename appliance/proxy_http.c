@@ -14,6 +14,7 @@
 
 #include "lwip/tcp.h"
 
+#include "appliance/admin_obs.h"
 #include "appliance/proxy_conn.h"
 #include "net/stack.h"
 
@@ -34,6 +35,8 @@ static const struct config_service *conn_service(struct conn *c)
 
 static void request_log(struct conn *c)
 {
+	if (admin_obs_request(c))
+		return;
 	char peer[32], id[320], path[400], host[300], policy[140], dry[140], line[1400];
 	const struct config_service *s = conn_service(c);
 	pconn_ip_text(c->peer_ip, peer, sizeof peer);

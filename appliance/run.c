@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appliance/admin_app.h"
 #include "appliance/config.h"
 #include "appliance/policy.h"
 #include "appliance/proxy.h"
@@ -105,7 +106,9 @@ static int load_all(struct appliance *a, struct config **cfg_out, struct tls_cre
 		goto done;
 	}
 	int r;
-	if (a->demo) {
+	if (a->upload_text) {
+		r = config_load_buffer("upload", a->upload_base_dir, a->upload_text, a->upload_len, cfg, errs);
+	} else if (a->demo) {
 		const char *text = a->opt.demo_config ? a->opt.demo_config : demo_config;
 		r = config_load_buffer("<embedded demo>", a->state_dir, text, strlen(text), cfg, errs);
 	}
@@ -192,6 +195,8 @@ int run_reload(struct appliance *a, FILE *out)
 		free_all(cfg, cr);
 		return -1;
 	}
+	if (admin_app_apply(a->admin, cfg, cr, err, sizeof err) != 0)
+		fprintf(out, "%s: spec.admin: %s (the admin console is off until fixed)\n", cfg->file0, err);
 	free_all(a->cfg, a->creds);
 	a->cfg = cfg;
 	a->creds = cr;
@@ -272,6 +277,7 @@ static void loop(struct appliance *a)
 		net_timers();
 		uint32_t now = net_now_ms();
 		proxy_poll(a->proxy, now);
+		admin_app_poll(a->admin, now);
 		for (int i = 0; i < a->nports; i++)
 			port_tx_flush(a->ports[i]);
 		bool console_busy = run_console_poll(&a->console, now);
@@ -328,9 +334,18 @@ int run_inner(struct appliance *a)
 	}
 	struct proxy_options po = {.log = log_line, .log_arg = a};
 	char err[512];
+	if (!(a->admin = run_admin_create(a, log_line, err, sizeof err))) {
+		fprintf(stderr, "meshgate: %s\n", err);
+		return 1;
+	}
+	po.obs = admin_app_obs(a->admin);
 	a->proxy = proxy_start(a->cfg, a->creds, a->ifs, &po, err, sizeof err);
 	if (!a->proxy) {
 		fprintf(stderr, "meshgate: %s\n", err);
+		return 1;
+	}
+	if (run_admin_start(a, err, sizeof err) != 0) {
+		fprintf(stderr, "%s: spec.admin: %s\n", a->cfg->file0, err);
 		return 1;
 	}
 	a->generation = 1;
@@ -381,6 +396,8 @@ int run_inner(struct appliance *a)
 void run_teardown(struct appliance *a)
 {
 	run_console_stop(&a->console);
+	admin_app_stop(a->admin);
+	a->admin = NULL;
 	proxy_stop(a->proxy);
 	a->proxy = NULL;
 	for (int i = 0; i < a->nports; i++)

@@ -17,6 +17,7 @@ struct net_if;
 struct proxy;
 struct boot_info;
 struct appliance;
+struct admin_app;
 
 /* struct run_console and its functions: appliance/run_console.h */
 
@@ -31,6 +32,10 @@ struct appliance {
 	struct net_if *ifs[CONFIG_MAX_PORTS];
 	int nports;
 	struct proxy *proxy;
+	struct admin_app *admin;     /* admin console (admin_app.h, run_admin.c) */
+	const char *upload_text;    /* set while a POST /api/v1/config reloads */
+	size_t upload_len;
+	const char *upload_base_dir;
 	struct run_console console;
 	unsigned generation;
 	uint32_t started_ms;
@@ -45,5 +50,10 @@ void run_teardown(struct appliance *a);
 
 /* Re-reads the configuration; prints the outcome to `out`. 0 = applied. */
 int run_reload(struct appliance *a, FILE *out);
+
+/* The admin console (run_admin.c). */
+#include "appliance/proxy.h"
+struct admin_app *run_admin_create(struct appliance *a, proxy_log_fn log, char *err, size_t errlen);
+int run_admin_start(struct appliance *a, char *err, size_t errlen);
 
 #endif

@@ -366,6 +366,11 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 	}
 }
 
+void tls_conn_set_client_cert_optional(struct tls_conn *c)
+{
+	br_ssl_engine_add_flags(&c->sc.eng, BR_OPT_TOLERATE_NO_CLIENT_AUTH);
+}
+
 void tls_conn_set_time(struct tls_conn *c, int64_t unix_seconds)
 {
 	c->fixed_time = unix_seconds;
