@@ -761,6 +761,16 @@ static void dispatch(struct admin_conn *c)
 		return;
 	}
 	const struct tls_peer *peer = tls_conn_peer(&c->tls);
+	if (!peer && c->tls.x509.err != TLS_OK) {
+		/* a certificate was sent and failed (BearSSL tolerated it as "no
+		 * client auth"): refuse with the reason instead of offering a login */
+		char msg[128];
+		snprintf(msg, sizeof msg, "client certificate refused: %s", tls_error_name(c->tls.x509.err));
+		metrics_refusal(&app->obs->metrics, "admin_bad_client_cert");
+		app->admin.counters.forbidden++;
+		simple_response(c, 403, msg);
+		return;
+	}
 	struct admin_request q = {
 		.method = c->method,
 		.target = c->target,

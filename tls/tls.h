@@ -244,10 +244,12 @@ struct tls_conn {
 void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cred,
 		    tls_authorize_fn authorize, void *authorize_arg);
 
-/* Admin listener only: after tls_conn_reset(), let a client that sends no
- * certificate finish the handshake (BR_OPT_TOLERATE_NO_CLIENT_AUTH); then
- * tls_conn_peer() is NULL. A certificate that IS sent is checked exactly as
- * above (a bad one still fails the handshake). */
+/* Admin listener only: after tls_conn_reset(), let a client without a
+ * usable certificate finish the handshake (BR_OPT_TOLERATE_NO_CLIENT_AUTH):
+ * tls_conn_peer() is then NULL. A certificate that is sent is checked
+ * exactly as above; one that fails leaves the peer unauthenticated (BearSSL
+ * carries on without client auth) with the reason in c->x509.err, for the
+ * application to refuse. */
 void tls_conn_set_client_cert_optional(struct tls_conn *c);
 
 /* Tests only: validate certificates at this Unix time instead of time(NULL).

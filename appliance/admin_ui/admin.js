@@ -54,15 +54,19 @@
     var ys = {}, yd = {};
     srcs.forEach(function (s, i) { ys[s] = node(0, i, s); });
     dsts.forEach(function (d, i) { yd[d] = node(W - bw - 2, i, d); });
-    edges.forEach(function (e) {
+    edges.forEach(function (e, i) {
       var p = document.createElementNS(ns, 'path'), x1 = bw, x2 = W - bw - 2, m = (x1 + x2) / 2;
       p.setAttribute('d', 'M' + x1 + ',' + ys[e.source] + ' C' + m + ',' + ys[e.source] + ' ' + m + ',' + yd[e.service] + ' ' + x2 + ',' + yd[e.service]);
       p.setAttribute('class', 'edge');
       p.setAttribute('stroke-width', Math.min(8, 1 + Math.log(1 + e.requests + e.connections)));
       svg.appendChild(p);
+      // label on the curve, staggered along it so labels of crossing edges stay apart
+      var u = 0.2 + 0.6 * (edges.length > 1 ? i / (edges.length - 1) : 0.5), v = 1 - u;
+      var a = v * v * v + 3 * v * v * u, b = 3 * v * u * u + u * u * u;
       var t = document.createElementNS(ns, 'text');
-      t.setAttribute('x', m - 20); t.setAttribute('y', (ys[e.source] + yd[e.service]) / 2 - 3);
-      t.textContent = e.requests + ' req';
+      t.setAttribute('x', v * v * v * x1 + 3 * v * v * u * m + 3 * v * u * u * m + u * u * u * x2 - 24);
+      t.setAttribute('y', a * ys[e.source] + b * yd[e.service] - 4);
+      t.textContent = e.requests ? e.requests + ' req' : e.connections + ' conn';
       svg.appendChild(t);
     });
   }
@@ -79,7 +83,9 @@
       dl.appendChild(el('dt', kv[0])); dl.appendChild(el('dd', kv[1] === undefined ? '-' : kv[1]));
     });
     fill('certs', d.certs, function (c) {
-      return [c.identity, c.not_after, { t: c.days_left, c: c.days_left < 14 ? 'deny' : 'allow' }];
+      var days = c.days_left === null || c.days_left === undefined ? '-' : c.days_left;
+      return [c.role, c.identity.split('/').pop(), c.not_after || '-',
+        { t: days, c: days !== '-' && days < 14 ? 'deny' : 'allow' }];
     });
     fill('ports', d.ports, function (p) {
       return [p.name, p.address, { t: p.link_up ? 'up' : 'down', c: p.link_up ? 'up' : 'deny' },

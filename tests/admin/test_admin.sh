@@ -148,8 +148,11 @@ expect_eq "no certificate, no session: /metrics -> 401" "$code" 401
 code=$(ccurl other -o "$WORK/forbidden.json" -w '%{http_code}' $ADMIN/api/v1/dashboard)
 expect_eq "mTLS with a SPIFFE ID not in allowedPrincipals -> 403" "$code" 403
 grep -q 'not in spec.admin.allowedPrincipals' "$WORK/forbidden.json" && ok "403 body names the reason" || not_ok "403 body: $(cat "$WORK/forbidden.json")"
-code=$(ccurl other-ca -o /dev/null -w '%{http_code}' $ADMIN/api/v1/dashboard 2>/dev/null)
-expect_eq "certificate from an untrusted CA: handshake refused (no HTTP status)" "$code" 000
+code=$(ccurl other-ca -o "$WORK/otherca.json" -w '%{http_code}' $ADMIN/api/v1/dashboard)
+expect_eq "certificate from an untrusted CA -> 403" "$code" 403
+grep -q 'client certificate refused: unknown_ca' "$WORK/otherca.json" && ok "403 names the certificate problem" || not_ok "untrusted CA body: $(cat "$WORK/otherca.json")"
+code=$(ccurl expired -o /dev/null -w '%{http_code}' $ADMIN/metrics)
+expect_eq "expired certificate -> 403" "$code" 403
 code=$(ccurl none -o /dev/null -w '%{http_code}' $ADMIN/healthz)
 expect_eq "/healthz open to probes" "$code" 200
 code=$(ccurl none -o /dev/null -w '%{http_code}' $ADMIN/readyz)
@@ -203,6 +206,7 @@ expect_eq "meshgate_policy_decisions_total deny (no ALLOW matched)" \
 expect_eq "meshgate_refusals_total policy_denied" "$(mval meshgate_refusals_total reason=policy_denied)" $N_DENY
 expect_eq "meshgate_refusals_total admin_unauthenticated" "$(mval meshgate_refusals_total reason=admin_unauthenticated)" 2
 expect_eq "meshgate_refusals_total admin_forbidden" "$(mval meshgate_refusals_total reason=admin_forbidden)" 1
+expect_eq "meshgate_refusals_total admin_bad_client_cert" "$(mval meshgate_refusals_total reason=admin_bad_client_cert)" 2
 expect_eq "meshgate_tls_handshakes_total ok" "$(mval meshgate_tls_handshakes_total result=ok)" $((N_OK + N_DENY + 1))
 expect_eq "meshgate_pool_size connections" "$(mval meshgate_pool_size pool=connections)" 4096
 rx=$(mval meshgate_port_rx_packets_total port=outside)
@@ -292,6 +296,7 @@ for _ in 1 2 3 4; do
 done
 code=$(ccurl none --interface 198.18.20.3 -o /dev/null -w '%{http_code}' --data-urlencode "password=$PASSWORD" $ADMIN/api/v1/login)
 expect_eq "login attempts rate-limited per address (3 free failures, then 429, even for the right password)" "$codes$code" "401 401 401 429 429"
+sleep 1.1   # the overall limit (ADMIN_LOGIN_PER_SECOND) is per second
 code=$(ccurl none -o /dev/null -w '%{http_code}' --data-urlencode "password=$PASSWORD" $ADMIN/api/v1/login)
 expect_eq "another address still logs in" "$code" 200
 
