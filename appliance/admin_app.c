@@ -40,7 +40,7 @@ struct admin_conn {
 	uint32_t peer_ip;
 	uint16_t peer_port;
 	/* the request being read */
-	bool in_body, too_large, keep_alive, is_head;
+	bool in_body, too_large, chunked, keep_alive, is_head;
 	char method[16];
 	char target[1024];
 	size_t target_len;
@@ -583,7 +583,7 @@ static void conn_free(struct admin_conn *c, bool abort)
 
 static void request_reset(struct admin_conn *c)
 {
-	c->in_body = c->too_large = c->is_head = false;
+	c->in_body = c->too_large = c->chunked = c->is_head = false;
 	c->has_cookie = c->has_ctype = false;
 	c->body_len = 0;
 	c->target_len = 0;
@@ -704,6 +704,7 @@ static const char *reason_phrase(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
@@ -758,6 +759,10 @@ static void dispatch(struct admin_conn *c)
 	struct admin_app *app = c->app;
 	if (c->too_large) {
 		simple_response(c, 413, "request body too large");
+		return;
+	}
+	if (c->chunked) {
+		simple_response(c, 411, "send the body with a content-length (chunked uploads are not taken)");
 		return;
 	}
 	const struct tls_peer *peer = tls_conn_peer(&c->tls);
@@ -845,6 +850,8 @@ static bool read_request(struct admin_conn *c)
 			uint64_t cl = http_request_content_length(&c->req);
 			if (cl != HTTP_NO_CONTENT_LENGTH && cl > ADMIN_BODY_MAX)
 				c->too_large = true;
+			/* chunked BODY spans carry the chunk framing: uploads need a length */
+			c->chunked = http_request_chunked(&c->req);
 			if (http_request_expect_continue(&c->req) && !c->too_large) {
 				static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 				tls_conn_write(&c->tls, cont, sizeof cont - 1);
