@@ -16,6 +16,8 @@
 #include <cmocka.h>
 
 #include "appliance/admin.h"
+#include "appliance/admin_obs.h"
+#include "appliance/proxy_conn.h"
 #include "appliance/admin_json.h"
 #include "appliance/config.h"
 #include "appliance/console_auth.h"
@@ -493,6 +495,136 @@ static void test_config_errors(void **state)
 	expect_errors("  admin: [1]\n", w4, 1);
 }
 
+/* ------------------------------------------------------------ observer */
+
+static char log_lines[8][2048];
+static int nlog;
+
+static void capture_log(void *arg, const char *line)
+{
+	if (nlog < 8)
+		snprintf(log_lines[nlog], sizeof log_lines[0], "%s", line);
+	nlog++;
+}
+
+static void test_observer(void **state)
+{
+	struct config *cfg = calloc(1, sizeof *cfg);
+	struct proxy *p = calloc(1, sizeof *p);
+	struct conn *c = calloc(1, sizeof *c);
+	struct proxy_listener *l = calloc(1, sizeof *l);
+	struct admin_obs *o = admin_obs_create(capture_log, NULL);
+	assert_non_null(cfg && p && c && l && o);
+	snprintf(cfg->name, sizeof cfg->name, "edge");
+	cfg->nservices = 1;
+	snprintf(cfg->services[0].name, CONFIG_MAX_NAME, "api");
+	snprintf(cfg->services[0].namespace_, CONFIG_MAX_NAME, "prod");
+	cfg->access_log.configured = true;
+	cfg->access_log.console = true;
+	admin_obs_configure(o, cfg);
+	p->cfg = cfg;
+	p->opt.obs = o;
+	p->now_ms = 5000;
+	snprintf(l->cfg.name, sizeof l->cfg.name, "web");
+	l->cfg.protocol = CONFIG_PROTOCOL_HTTP;
+	c->proxy = p;
+	c->listener = l;
+	c->service = 0;
+	c->peer_ip = inet_addr("198.18.20.1");
+	c->peer_port = 40000;
+	c->started_ms = 1000;
+	snprintf(c->principal, sizeof c->principal, "cluster.local/ns/shop/sa/web");
+	c->state = CONN_OPEN;
+	admin_obs_opened(c);
+	/* a denied request by a policy, with a dry-run hit */
+	c->decided = true;
+	c->decision.action = POLICY_DENY;
+	snprintf(c->decision.policy_namespace, 64, "prod");
+	snprintf(c->decision.policy_name, 64, "deny-web");
+	c->decision.dry_run_matched = true;
+	c->decision.dry_run_action = POLICY_ALLOW;
+	snprintf(c->decision.dry_run_namespace, 64, "prod");
+	snprintf(c->decision.dry_run_name, 64, "try-allow");
+	snprintf(c->http.method, sizeof c->http.method, "GET");
+	snprintf(c->http.path, sizeof c->http.path, "/admin\"x");
+	admin_obs_decision(c);
+	admin_obs_refusal(o, PROXY_REASON_POLICY_DENIED);
+	c->http.status = 403;
+	c->http.started_ms = 4990;
+	c->http.resp_bytes = 19;
+	assert_true(admin_obs_request(c));
+	c->bytes_to_down = 300;
+	c->bytes_from_down = 120;
+	assert_true(admin_obs_closed(c));
+
+	const struct metrics *m = &o->metrics;
+	assert_int_equal(m->nreq, 1);
+	assert_string_equal(m->req[0].key.source_principal, "spiffe://cluster.local/ns/shop/sa/web");
+	assert_string_equal(m->req[0].key.source_namespace, "shop");
+	assert_string_equal(m->req[0].key.destination_service, "api");
+	assert_string_equal(m->req[0].key.destination_namespace, "prod");
+	assert_int_equal(m->req[0].key.response_code, 403);
+	assert_true(m->req[0].key.mutual_tls);
+	assert_int_equal(m->req[0].requests, 1);
+	assert_int_equal(m->req[0].duration_sum_us, 10000);
+	assert_int_equal(m->ntcp, 1);
+	assert_int_equal(m->tcp[0].opened, 1);
+	assert_int_equal(m->tcp[0].closed, 1);
+	assert_int_equal(m->tcp[0].sent_bytes, 300);
+	assert_int_equal(m->tcp[0].received_bytes, 120);
+	assert_int_equal(m->ndecisions, 2);
+	assert_int_equal(m->nrefusals, 1);
+	assert_string_equal(m->refusals[0].name, "policy_denied");
+	assert_int_equal(m->ntls, 1);
+	assert_string_equal(m->tls[0].name, "ok");
+	/* events: newest first; the enforced denial and the dry-run hit */
+	assert_int_equal(admin_obs_event_count(o), 2);
+	const struct admin_obs_event *e = admin_obs_event_at(o, 0);
+	assert_false(e->enforced_deny);
+	assert_string_equal(e->policy, "prod/try-allow");
+	e = admin_obs_event_at(o, 1);
+	assert_true(e->enforced_deny);
+	assert_string_equal(e->policy, "prod/deny-web");
+	assert_string_equal(e->service, "prod/api");
+	assert_string_equal(e->path, "/admin\"x");
+	/* access log: one request line, one connection line, accesslog.h format */
+	assert_int_equal(nlog, 2);
+	assert_non_null(strstr(log_lines[0], "\"kind\":\"request\",\"peer\":\"198.18.20.1:40000\",\"listener\":\"web\","
+				"\"spiffe_id\":\"spiffe://cluster.local/ns/shop/sa/web\",\"service\":\"api\",\"namespace\":\"prod\","
+				"\"method\":\"GET\",\"path\":\"/admin\\\"x\""));
+	assert_non_null(strstr(log_lines[0], "\"response_code\":403,\"decision\":\"deny\",\"policy\":\"prod/deny-web\""));
+	assert_non_null(strstr(log_lines[1], "\"kind\":\"connection\""));
+	assert_non_null(strstr(log_lines[1], "\"bytes_received\":120,\"bytes_sent\":300,\"duration_ms\":4000.000"));
+	/* a handshake that failed: counted by its TLS result, no tcp series */
+	memset(c, 0, offsetof(struct conn, tls));
+	c->proxy = p;
+	c->listener = l;
+	c->state = CONN_HANDSHAKE;
+	c->tls_failed = true;
+	c->tls_error = TLS_ERR_UNKNOWN_CA;
+	c->reason = PROXY_REASON_TLS_HANDSHAKE;
+	assert_true(admin_obs_closed(c));
+	assert_int_equal(m->ntls, 2);
+	assert_string_equal(m->tls[1].name, "unknown_ca");
+	assert_int_equal(m->ntcp, 1);
+	assert_non_null(strstr(log_lines[2], "\"refusal\":\"unknown_ca\""));
+	/* without spec.accessLog the proxy keeps its own lines; metrics still count */
+	cfg->access_log.configured = false;
+	admin_obs_configure(o, cfg);
+	assert_false(admin_obs_closed(c));
+	assert_int_equal(nlog, 3);
+	/* no observer at all: every hook is a no-op */
+	p->opt.obs = NULL;
+	assert_false(admin_obs_request(c));
+	admin_obs_opened(c);
+	admin_obs_decision(c);
+	admin_obs_destroy(o);
+	free(l);
+	free(c);
+	free(p);
+	free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +639,7 @@ int main(void)
 		cmocka_unit_test_setup(test_json_writer_overflow, setup),
 		cmocka_unit_test_setup(test_config_good, setup),
 		cmocka_unit_test_setup(test_config_errors, setup),
+		cmocka_unit_test_setup(test_observer, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
