@@ -400,7 +400,8 @@ done:
 static bool src_ready(void *arg)
 {
 	struct admin_app *app = arg;
-	return app->proxy != NULL;
+	/* not ready while draining: load balancers stop sending new work */
+	return app->proxy != NULL && !app->proxy->draining;
 }
 
 static void src_refused(void *arg, const char *reason)
