@@ -171,6 +171,19 @@ static bool ports_same(const struct config *a, const struct config *b)
 	return true;
 }
 
+/* Frees retired credentials whose handshakes are over (all when `all`). */
+static void retired_sweep(struct appliance *a, uint32_t now, bool all)
+{
+	int k = 0;
+	for (int i = 0; i < a->nretired; i++) {
+		if (all || (int32_t)(now - a->retired[i].free_at_ms) >= 0)
+			free_all(NULL, a->retired[i].creds);
+		else
+			a->retired[k++] = a->retired[i];
+	}
+	a->nretired = k;
+}
+
 /* Reload: validate everything first; only a complete, valid set replaces
  * the running one. Prints the outcome to `out`. Returns 0 on success. */
 int run_reload(struct appliance *a, FILE *out)
@@ -188,6 +201,15 @@ int run_reload(struct appliance *a, FILE *out)
 		free_all(cfg, cr);
 		return -1;
 	}
+	uint32_t now = net_now_ms();
+	retired_sweep(a, now, false);
+	if (a->nretired == RUN_MAX_RETIRED) {
+		fprintf(out, "reload refused: %d reloads within the TLS handshake timeout (%u ms); "
+			"try again in a few seconds, generation %u keeps serving\n", RUN_MAX_RETIRED,
+			a->cfg->limits.handshake_timeout_ms, a->generation);
+		free_all(cfg, cr);
+		return -1;
+	}
 	char err[256];
 	int closed = proxy_apply(a->proxy, cfg, cr, err, sizeof err);
 	if (closed < 0) {
@@ -197,7 +219,12 @@ int run_reload(struct appliance *a, FILE *out)
 	}
 	if (admin_app_apply(a->admin, cfg, cr, err, sizeof err) != 0)
 		fprintf(out, "%s: spec.admin: %s (the admin console is off until fixed)\n", cfg->file0, err);
-	free_all(a->cfg, a->creds);
+	/* handshakes in progress still use the old credentials: retire them
+	 * until the old handshake timeout (plus a poll period) has passed */
+	uint32_t hs = a->cfg->limits.handshake_timeout_ms > 10000 ? a->cfg->limits.handshake_timeout_ms : 10000;
+	a->retired[a->nretired].creds = a->creds;
+	a->retired[a->nretired++].free_at_ms = now + hs + 2000;
+	free_all(a->cfg, NULL);
 	a->cfg = cfg;
 	a->creds = cr;
 	a->generation++;
@@ -278,6 +305,8 @@ static void loop(struct appliance *a)
 		uint32_t now = net_now_ms();
 		proxy_poll(a->proxy, now);
 		admin_app_poll(a->admin, now);
+		if (a->nretired)
+			retired_sweep(a, now, false);
 		for (int i = 0; i < a->nports; i++)
 			port_tx_flush(a->ports[i]);
 		bool console_busy = run_console_poll(&a->console, now);
@@ -405,6 +434,7 @@ void run_teardown(struct appliance *a)
 	if (a->nports)
 		port_eal_cleanup();
 	free_all(a->cfg, a->creds);
+	retired_sweep(a, 0, true);
 	a->cfg = NULL;
 	a->creds = NULL;
 }

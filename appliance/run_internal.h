@@ -21,6 +21,8 @@ struct admin_app;
 
 /* struct run_console and its functions: appliance/run_console.h */
 
+#define RUN_MAX_RETIRED 8   /* reloads within one handshake timeout */
+
 struct appliance {
 	struct run_options opt;
 	char state_dir[CONFIG_MAX_PATH];
@@ -38,6 +40,11 @@ struct appliance {
 	const char *upload_base_dir;
 	struct run_console console;
 	unsigned generation;
+	/* Credentials replaced by a reload stay allocated until every TLS
+	 * handshake that started with them has ended (the handshake timeout
+	 * bounds that): BearSSL keeps pointers to the key and trust anchors. */
+	struct { struct tls_credentials *creds; uint32_t free_at_ms; } retired[RUN_MAX_RETIRED];
+	int nretired;
 	uint32_t started_ms;
 	time_t started_wall;
 };

@@ -163,8 +163,20 @@ out=$(ip netns exec $NS_CLI bash -c "exec 3<>/dev/tcp/$MG_OUT/9445; printf hello
 expect_eq "DISABLE port: plaintext peer evaluated without identity and closed (ALLOW needs principals)" "$out" ""
 check "DISABLE port denial logged" grep -q '"listener":"echo-plain".*"decision":"deny".*"mtls":false' "$E2E_WORK/meshgate.log"
 
-# --- live reload: revoke `other` on the echo listener while both stream
+# --- a reload while a handshake is half done: it completes with the
+# credentials it started with (they stay alive until the handshake timeout)
 tc=$TESTS_TOP/tests/e2e/tlsclient.py
+python3 "$tc" --netns $NS_CLI --host $MG_OUT --port 9444 --pki "$E2E_PKI" --id frontend \
+	--pause-in-handshake 2 --stream 1 >"$E2E_WORK/paused.out" 2>&1 &
+pp=$!
+for _ in $(seq 100); do grep -q paused "$E2E_WORK/paused.out" && break; sleep 0.05; done
+kill -HUP $E2E_MG_PID
+for _ in $(seq 100); do grep -q 'reload: generation 2' "$E2E_WORK/meshgate.log" && break; sleep 0.05; done
+check "reload happened while the handshake was paused" grep -q 'reload: generation 2' "$E2E_WORK/meshgate.log"
+wait $pp
+check "the half-done handshake completed after the reload and data flowed" grep -Eq '^ok [1-9]' "$E2E_WORK/paused.out"
+
+# --- live reload: revoke `other` on the echo listener while both stream
 python3 "$tc" --netns $NS_CLI --host $MG_OUT --port 9444 --pki "$E2E_PKI" --id frontend --stream 8 >"$E2E_WORK/stream.frontend" 2>&1 &
 sf=$!
 python3 "$tc" --netns $NS_CLI --host $MG_OUT --port 9444 --pki "$E2E_PKI" --id other --stream 8 >"$E2E_WORK/stream.other" 2>&1 &
@@ -175,7 +187,7 @@ kill -HUP $E2E_MG_PID
 wait $so; rc_o=$?
 wait $sf; rc_f=$?
 check "reload reports one connection closed by the new policy" \
-	grep -q 'reload: generation 2 in service.*1 connection closed by the new policy' "$E2E_WORK/meshgate.log"
+	grep -q 'reload: generation 3 in service.*1 connection closed by the new policy' "$E2E_WORK/meshgate.log"
 expect_eq "revoked identity's open stream was closed" "$rc_o" 1
 check "other's stream broke after data flowed" grep -Eq '^broken [1-9][0-9]*' "$E2E_WORK/stream.other"
 expect_eq "frontend's stream continued intact through the reload" "$rc_f" 0
@@ -190,7 +202,7 @@ sed -i 's/action: ALLOW/action: MAYBE/' "$cfg"
 kill -HUP $E2E_MG_PID
 for _ in $(seq 50); do grep -q 'reload refused' "$E2E_WORK/meshgate.log" && break; sleep 0.1; done
 check "bad reload refused with FILE:LINE: field" grep -Eq "$cfg:[0-9]+: spec.action: " "$E2E_WORK/meshgate.log"
-check "refusal says the old generation keeps serving" grep -q 'reload refused: the configuration in service (generation 2) is unchanged' "$E2E_WORK/meshgate.log"
+check "refusal says the old generation keeps serving" grep -q 'reload refused: the configuration in service (generation 3) is unchanged' "$E2E_WORK/meshgate.log"
 code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/)
 expect_eq "old policies still serve after the refused reload" "$code" 200
 check "meshgate still running" kill -0 $E2E_MG_PID

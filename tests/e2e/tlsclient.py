@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--send-bytes", type=int, default=0)
     ap.add_argument("--half-close", action="store_true")
     ap.add_argument("--stream", type=float, default=0)
+    ap.add_argument("--pause-in-handshake", type=float, default=0,
+                    help="after the server's first flight, wait this long before answering")
     a = ap.parse_args()
     if a.netns:
         args = [x for x in sys.argv[1:]]
@@ -54,16 +56,22 @@ def main():
         inc.write(data)
         return True
 
+    flights = 0
     while True:
         try:
             tls.do_handshake()
             pump_out()
             break
         except ssl.SSLWantReadError:
+            if flights == 1 and a.pause_in_handshake:
+                # the server's flight is in; our certificate is not sent yet
+                print("paused", flush=True)
+                time.sleep(a.pause_in_handshake)
             pump_out()
             if not pump_in():
                 print("handshake EOF")
                 return 1
+            flights += 1
 
     if a.stream:
         return stream(a, tls, sock, pump_in, pump_out)
