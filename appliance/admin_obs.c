@@ -29,8 +29,10 @@ struct admin_obs *admin_obs_create(proxy_log_fn log, void *log_arg)
 void admin_obs_configure(struct admin_obs *o, const struct config *cfg)
 {
 	const struct config_accesslog *l = &cfg->access_log;
-	o->takes_log = l->configured;
-	o->to_console = l->configured && l->console;
+	/* The access log is always this module's format; spec.accessLog only
+	 * chooses where it goes (console by default, and/or syslog). */
+	o->takes_log = true;
+	o->to_console = !l->configured || l->console;
 	o->to_syslog = l->configured && l->syslog;
 	o->syslog_ip = l->syslog_ip;
 	o->syslog_port = l->syslog_port;
@@ -242,7 +244,7 @@ static void entry_common(const struct conn *c, struct accesslog_entry *e, char *
 	}
 	e->service = s ? s->name : NULL;
 	e->service_namespace = s ? s->namespace_ : NULL;
-	unsigned suite = tls_conn_cipher_suite(&c->tls);
+	unsigned suite = c->plain ? 0 : tls_conn_cipher_suite(&c->tls);
 	if (suite) {
 		e->tls_version = "TLSv1.2";
 		e->tls_suite = admin_obs_suite_name(suite);

@@ -365,6 +365,17 @@ static int conn_authorize(void *arg, const struct tls_peer *peer)
 
 /* ------------------------------------------------------------ lwIP callbacks */
 
+/* A short segment is likely the end of a peer's write: ACK it at once
+ * (tcp_input sends the ACK when the callback returns). Servers that write a
+ * response head and body separately with Nagle on would otherwise wait for
+ * our delayed ACK, up to a TCP timer tick (~200 ms measured). Full-size
+ * segments keep lwIP's ACK-every-second-segment. */
+static void quick_ack(struct tcp_pcb *pcb, const struct pbuf *pb)
+{
+	if (pb->tot_len < pcb->mss)
+		pcb->flags |= TF_ACK_NOW;   /* tcp_ack_now() is in a private lwIP header */
+}
+
 static err_t down_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t err)
 {
 	struct conn *c = arg;
@@ -384,6 +395,7 @@ static err_t down_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t er
 		return ERR_MEM;     /* lwIP keeps it and offers it again */
 	ring_push(&c->down_rx, pb);
 	c->last_activity_ms = c->proxy->now_ms;
+	quick_ack(pcb, pb);
 	mark_dirty(c);
 	return ERR_OK;
 }
@@ -433,6 +445,7 @@ static err_t up_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t err)
 		return ERR_MEM;
 	ring_push(&c->up_rx, pb);
 	c->last_activity_ms = c->proxy->now_ms;
+	quick_ack(pcb, pb);
 	mark_dirty(c);
 	return ERR_OK;
 }

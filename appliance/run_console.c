@@ -67,11 +67,10 @@ static void emit(struct run_console *rc, const char *text, size_t len, bool show
 }
 
 /* Denials and refusals are warnings; everything else in the access log is
- * info. Reads our own JSON (appliance/proxy.c: "decision", "reason"). */
+ * info. Reads our own JSON (appliance/accesslog.c: "decision", "refusal"). */
 static enum run_log_level line_level(const char *line)
 {
-	if (strstr(line, "\"decision\":\"deny\"") ||
-	    (strstr(line, "\"reason\":\"") && !strstr(line, "\"reason\":\"\"")))
+	if (strstr(line, "\"decision\":\"deny\"") || strstr(line, "\"refusal\":\""))
 		return RUN_LOG_WARN;
 	return RUN_LOG_INFO;
 }

@@ -257,15 +257,15 @@ cli_curl frontend -o /dev/null https://meshgate.test:8443/?logged=1
 pending=
 for _ in $(seq 30); do
 	pending+=$(con --pending)
-	grep -q '"type":"connection".*"spiffe_id":"spiffe://cluster.local/ns/prod/sa/frontend"' <<<"$pending" && break
+	grep -q '"kind":"connection".*"spiffe_id":"spiffe://cluster.local/ns/prod/sa/frontend"' <<<"$pending" && break
 	sleep 0.1
 done
 has "log level info: the access line appears on the console" "$pending" \
-	'"type":"connection".*"spiffe_id":"spiffe://cluster.local/ns/prod/sa/frontend".*"decision":"allow"'
+	'"kind":"connection".*"spiffe_id":"spiffe://cluster.local/ns/prod/sa/frontend".*"decision":"allow"'
 has "log level info: the prompt is redrawn after it" "$pending" '^.?meshgate> '
 out=$(con "log level warn")
 has "log level warn" "$out" '^log level warn: denials, refusals'
-grep -q '"type":"connection"' "$W/meshgate.log" && ok "access log also goes to stdout when the console is a pty" \
+grep -q '"kind":"connection"' "$W/meshgate.log" && ok "access log also goes to stdout when the console is a pty" \
 	|| not_ok "access log on stdout with a pty console"
 has "bad log level gives the usage" "$(con 'log level loud')" '^usage: log level \[error\|warn\|info\]'
 

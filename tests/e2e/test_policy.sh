@@ -128,21 +128,21 @@ expect_eq "GET /admin/... denied by the path DENY" "$code" 403
 code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/?admin=1)
 expect_eq "query string is not part of the path" "$code" 200
 check "decision logged with the deciding policy" \
-	grep -q '"method":"POST".*"response_code":403,"decision":"deny","policy":""' "$E2E_WORK/meshgate.log"
+	grep -q '"method":"POST".*"response_code":403,"decision":"deny","policy":null' "$E2E_WORK/meshgate.log"
 check "path DENY logged with its policy" \
 	grep -q '"path":"/admin/users?x=1".*"decision":"deny","policy":"production/no-admin"' "$E2E_WORK/meshgate.log"
 
 # --- connection.sni from the ClientHello
 code=$(cli_curl frontend -k -o /dev/null -w '%{http_code}' --resolve legacy.meshgate.test:8443:$MG_OUT https://legacy.meshgate.test:8443/)
 expect_eq "when connection.sni matches legacy.*: denied" "$code" 403
-check "SNI denial names its policy" grep -q '"host":"legacy.meshgate.test:8443".*"policy":"production/no-legacy-sni"' "$E2E_WORK/meshgate.log"
+check "SNI denial names its policy" grep -q '"kind":"request".*"decision":"deny","policy":"production/no-legacy-sni"' "$E2E_WORK/meshgate.log"
 
 # --- dry-run DENY: traffic passes, logged and counted
 before=$(counter dry_run_would_deny)
 body=$(cli_curl other https://meshgate.test:8443/)
 check "dry-run DENY lets other through (200 from upstream)" grep -q 'hello from upstream' <<<"$body"
 check "dry-run hit logged as would_deny by the policy" \
-	grep -q '"spiffe_id":"spiffe://cluster.local/ns/prod/sa/other".*"decision":"allow".*"dry_run":"would_deny by production/would-block-other"' "$E2E_WORK/meshgate.log"
+	grep -q '"spiffe_id":"spiffe://cluster.local/ns/prod/sa/other".*"decision":"allow".*"dry_run":{"action":"deny","policy":"production/would-block-other"}' "$E2E_WORK/meshgate.log"
 after=$(counter dry_run_would_deny)
 expect_eq "dry-run hit counted (dry_run_would_deny +1)" "$((after - ${before:-0}))" 1
 
@@ -153,7 +153,7 @@ expect_eq "PERMISSIVE port: plaintext peer has no identity, principals never mat
 403"
 n=$(plain_curl http://$MG_OUT:8445/blob/1000 | wc -c)
 expect_eq "PERMISSIVE port: plaintext GET allowed by a rule without principals" "$n" 1000
-check "plaintext connection logged with mtls false" grep -q '"listener":"backend-permissive".*"mtls":false' "$E2E_WORK/meshgate.log"
+check "plaintext connection logged without TLS (tls_version null)" grep -q '"listener":"backend-permissive".*"tls_version":null' "$E2E_WORK/meshgate.log"
 code=$(cli_curl frontend -o /dev/null -w '%{http_code}' --resolve meshgate.test:8445:$MG_OUT https://meshgate.test:8445/)
 expect_eq "PERMISSIVE port: mTLS peer still identified and allowed" "$code" 200
 plain_curl -o /dev/null http://$MG_OUT:8443/ 2>/dev/null
@@ -161,7 +161,7 @@ rc=$?
 check "STRICT port: plaintext HTTP refused (curl exit $rc)" test "$rc" -ne 0
 out=$(ip netns exec $NS_CLI bash -c "exec 3<>/dev/tcp/$MG_OUT/9445; printf hello >&3; timeout 3 cat <&3" 2>&1)
 expect_eq "DISABLE port: plaintext peer evaluated without identity and closed (ALLOW needs principals)" "$out" ""
-check "DISABLE port denial logged" grep -q '"listener":"echo-plain".*"decision":"deny".*"mtls":false' "$E2E_WORK/meshgate.log"
+check "DISABLE port denial logged" grep -q '"listener":"echo-plain".*"decision":"deny".*"tls_version":null' "$E2E_WORK/meshgate.log"
 
 # --- a reload while a handshake is half done: it completes with the
 # credentials it started with (they stay alive until the handshake timeout)
@@ -192,7 +192,7 @@ expect_eq "revoked identity's open stream was closed" "$rc_o" 1
 check "other's stream broke after data flowed" grep -Eq '^broken [1-9][0-9]*' "$E2E_WORK/stream.other"
 expect_eq "frontend's stream continued intact through the reload" "$rc_f" 0
 check "frontend's stream moved data" grep -Eq '^ok [1-9][0-9]{4,}' "$E2E_WORK/stream.frontend"
-check "revocation counted as policy_revoked" grep -q '"spiffe_id":"spiffe://cluster.local/ns/prod/sa/other","listener":"echo".*"reason":"policy_revoked"' "$E2E_WORK/meshgate.log"
+check "revocation counted as policy_revoked" grep -q '"listener":"echo","spiffe_id":"spiffe://cluster.local/ns/prod/sa/other".*"refusal":"policy_revoked"' "$E2E_WORK/meshgate.log"
 out=$(cli_sclient 9444 other)
 check "new connection of the revoked identity refused with access_denied" grep -qi 'access denied' <<<"$out"
 
