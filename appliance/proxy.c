@@ -244,66 +244,17 @@ void pconn_refuse(struct conn *c, enum proxy_reason why)
 
 /* ------------------------------------------------------------ logging */
 
-size_t pconn_json_escape(char *dst, size_t cap, const char *s)
-{
-	size_t o = 0;
-	if (!s)
-		s = "";
-	for (; *s && o + 7 < cap; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)ch;
-		} else if (ch < 0x20 || ch == 0x7f) {
-			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", ch);
-		} else {
-			dst[o++] = (char)ch;
-		}
-	}
-	dst[o] = 0;
-	return o;
-}
-
 void pconn_ip_text(uint32_t ip_be, char *buf, size_t len)
 {
 	const uint8_t *b = (const uint8_t *)&ip_be;
 	snprintf(buf, len, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
 }
 
+/* One access-log line and the connection metrics, by the observer
+ * (appliance/admin_obs.c, accesslog.c format). */
 static void conn_log(struct conn *c)
 {
-	struct proxy *p = c->proxy;
-	if (admin_obs_closed(c) || !p->opt.log)
-		return;
-	char peer[32], id[300], svc[140], policy[140], line[1024];
-	pconn_ip_text(c->peer_ip, peer, sizeof peer);
-	pconn_json_escape(id, sizeof id, c->principal[0] ? c->principal : "");
-	const struct config *cfg = p->cfg;
-	const struct config_service *s = c->service >= 0 && c->service < cfg->nservices
-		? &cfg->services[c->service] : NULL;
-	char svcraw[140];
-	snprintf(svcraw, sizeof svcraw, "%s/%s", s ? s->namespace_ : "", s ? s->name : "");
-	pconn_json_escape(svc, sizeof svc, svcraw);
-	char polraw[140] = "";
-	if (c->decision.policy_name[0])
-		snprintf(polraw, sizeof polraw, "%s/%s", c->decision.policy_namespace,
-			 c->decision.policy_name);
-	pconn_json_escape(policy, sizeof policy, polraw);
-	const char *decision = c->decided ? (c->decision.action == POLICY_ALLOW ? "allow" : "deny")
-		: "none";
-	const char *reason = c->reason != PROXY_REASON_NONE ? proxy_reason_name(c->reason) : "";
-	const char *tls_reason = c->tls_failed ? tls_error_name(c->tls_error) : "";
-	snprintf(line, sizeof line,
-		 "{\"type\":\"connection\",\"id\":%llu,\"peer\":\"%s:%u\",\"spiffe_id\":\"%s%s\","
-		 "\"listener\":\"%s\",\"service\":\"%s\",\"decision\":\"%s\",\"policy\":\"%s\","
-		 "\"reason\":\"%s\",\"tls_error\":\"%s\",\"mtls\":%s,\"requests\":%u,"
-		 "\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration_ms\":%u}",
-		 (unsigned long long)c->id, peer, c->peer_port, c->principal[0] ? "spiffe://" : "", id,
-		 c->listener ? c->listener->cfg.name : "", svc, decision, policy, reason, tls_reason,
-		 c->plain ? "false" : "true",
-		 c->requests, (unsigned long long)c->bytes_from_down,
-		 (unsigned long long)c->bytes_to_down, p->now_ms - c->started_ms);
-	p->opt.log(p->opt.log_arg, line);
+	admin_obs_closed(c);
 }
 
 /* ------------------------------------------------------------ policy */
@@ -699,12 +650,6 @@ void pconn_close_up(struct conn *c)
 	ring_clear(&c->up_rx);
 	c->up_state = UP_NONE;
 	c->up_eof = c->up_reset = c->up_connect_failed = c->up_shut = false;
-}
-
-void pconn_log_line(struct conn *c, const char *line)
-{
-	if (c->proxy->opt.log)
-		c->proxy->opt.log(c->proxy->opt.log_arg, line);
 }
 
 /* ------------------------------------------------------------ protocol: tcp */

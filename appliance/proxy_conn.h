@@ -144,9 +144,7 @@ void pconn_flush(struct conn *c);
 void pconn_start_close(struct conn *c);
 const uint8_t *pconn_up_peek(struct conn *c, size_t *len);
 void pconn_up_consume(struct conn *c, size_t n);
-void pconn_log_line(struct conn *c, const char *line);
 void pconn_close_up(struct conn *c);
-size_t pconn_json_escape(char *dst, size_t cap, const char *s);
 void pconn_ip_text(uint32_t ip_be, char *buf, size_t len);
 
 /* the http half (proxy_http.c) */

@@ -33,37 +33,10 @@ static const struct config_service *conn_service(struct conn *c)
 	return &c->proxy->cfg->services[c->service];
 }
 
+/* One access-log line and the request metrics, by the observer. */
 static void request_log(struct conn *c)
 {
-	if (admin_obs_request(c))
-		return;
-	char peer[32], id[320], path[400], host[300], policy[140], dry[140], line[1400];
-	const struct config_service *s = conn_service(c);
-	pconn_ip_text(c->peer_ip, peer, sizeof peer);
-	pconn_json_escape(id, sizeof id, c->principal);
-	pconn_json_escape(path, sizeof path, c->http.path);
-	pconn_json_escape(host, sizeof host, c->http.host);
-	char raw[140] = "";
-	if (c->decision.policy_name[0])
-		snprintf(raw, sizeof raw, "%s/%s", c->decision.policy_namespace, c->decision.policy_name);
-	pconn_json_escape(policy, sizeof policy, raw);
-	raw[0] = 0;
-	if (c->decision.dry_run_matched)
-		snprintf(raw, sizeof raw, "%s by %s/%s",
-			 c->decision.dry_run_action == POLICY_ALLOW ? "would_allow" : "would_deny",
-			 c->decision.dry_run_namespace, c->decision.dry_run_name);
-	pconn_json_escape(dry, sizeof dry, raw);
-	snprintf(line, sizeof line,
-		 "{\"type\":\"request\",\"connection\":%llu,\"peer\":\"%s:%u\",\"spiffe_id\":\"%s%s\","
-		 "\"service\":\"%s/%s\",\"method\":\"%s\",\"path\":\"%s\",\"host\":\"%s\","
-		 "\"response_code\":%u,\"decision\":\"%s\",\"policy\":\"%s\",\"dry_run\":\"%s\","
-		 "\"bytes_received\":%llu,\"bytes_sent\":%llu,\"duration_ms\":%u}",
-		 (unsigned long long)c->id, peer, c->peer_port, c->principal[0] ? "spiffe://" : "", id,
-		 s->namespace_, s->name, c->http.method, path, host, c->http.status,
-		 c->decision.action == POLICY_ALLOW ? "allow" : "deny", policy, dry,
-		 (unsigned long long)c->http.req_bytes, (unsigned long long)c->http.resp_bytes,
-		 c->proxy->now_ms - c->http.started_ms);
-	pconn_log_line(c, line);
+	admin_obs_request(c);
 }
 
 /* A response written by meshgate itself. Returns false if it did not fit
