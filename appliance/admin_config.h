@@ -17,9 +17,9 @@
  * The admin listener always speaks TLS with the appliance identity
  * (spec.identity); a client certificate is optional there (browsers log in
  * with the password). At least one of allowedPrincipals / passwordHash is
- * required. Without spec.admin there is no admin listener. Without
- * spec.accessLog the proxy keeps its own connection/request lines; with it,
- * lines are in the accesslog.h format.
+ * required. Without spec.admin there is no admin listener. Access-log
+ * lines are always in the accesslog.h format, on the console unless
+ * spec.accessLog says `console: false`.
  *
  * Parsed by admin_config_parse(), called from the Appliance loader in
  * config.c after spec.listeners (so ports and listeners are known); errors

@@ -49,6 +49,7 @@ static const char demo_config[] =
 	"    - {name: hello, namespace: demo, labels: {app: hello}, demo: true}\n"
 	"  listeners:\n"
 	"    - {name: hello, port: demo, listen: 8443, protocol: http, service: hello}\n"
+	"  admin: {port: demo, listen: 9443, allowedPrincipals: [\"cluster.local/ns/demo/sa/client\"]}\n"
 	"---\n"
 	"apiVersion: security.istio.io/v1\n"
 	"kind: AuthorizationPolicy\n"
@@ -287,9 +288,12 @@ static void print_demo_help(const struct appliance *a)
 	       "  curl --cacert %s/ca.pem --cert %s/intruder.pem --key %s/intruder.key https://%s:8443/\n\n"
 	       "  # no client certificate -> the TLS handshake is refused with an alert\n"
 	       "  curl --cacert %s/ca.pem https://%s:8443/\n\n"
+	       "  # the admin console (mTLS as the demo client): status, then Prometheus metrics\n"
+	       "  curl --cacert %s/ca.pem --cert %s/client.pem --key %s/client.key https://%s:9443/api/v1/status\n"
+	       "  curl --cacert %s/ca.pem --cert %s/client.pem --key %s/client.key https://%s:9443/metrics\n\n"
 	       "Type 'help' here for the console; Ctrl-C or 'shutdown' stops meshgate.\n\n",
 	       DEMO_TAP, DEMO_GW_ADDR, DEMO_HOST_ADDR, d, d, d, DEMO_GW_ADDR, d, d, d, DEMO_GW_ADDR, d,
-	       DEMO_GW_ADDR);
+	       DEMO_GW_ADDR, d, d, d, DEMO_GW_ADDR, d, d, d, DEMO_GW_ADDR);
 	fflush(stdout);
 }
 

@@ -53,6 +53,14 @@ expect_eq "printed no-certificate command: handshake refused (curl exit 35)" "$r
 check "refusal is a TLS alert" grep -q 'alert' "$work/nocert.err"
 quiet_ping() { ping -q -c 1 -W 2 "$1" >/dev/null 2>&1; }
 check "ping answered on the demo port" quiet_ping 198.18.3.2
+status_cmd=$(grep -A1 '# the admin console' "$work/meshgate.log" | tail -1 | sed 's/^ *//')
+metrics_cmd=$(grep -A2 '# the admin console' "$work/meshgate.log" | tail -1 | sed 's/^ *//')
+out=$(eval "$status_cmd -sS --max-time 10")
+check "printed admin command: status JSON from the admin console" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d' "$out"
+out=$(eval "$metrics_cmd -sS --max-time 10")
+check "printed metrics command: Istio series counted the demo requests" grep -q '^istio_requests_total{.*response_code="200".*} [1-9]' <<<"$out"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$state/ca.pem" --cert "$state/intruder.pem" --key "$state/intruder.key" https://198.18.3.2:9443/api/v1/status)
+expect_eq "admin console refuses the intruder identity" "$code" 403
 
 # A second start reuses the PKI (does not regenerate the CA).
 sum=$(sha256sum "$state/ca.pem")
