@@ -53,8 +53,10 @@ for pem in "$top"/build/pki/*.pem; do
 done
 
 rm -f "$out"/fuzz_*/fuzz_*
-build fuzz_config tests/fuzz/fuzz_config.c appliance/config.c appliance/yaml_node.c \
-	appliance/policy_load.c appliance/policy.c -- -lyaml
+# the loader and every section parser it calls (config_*.c, *_config.c)
+cfg_srcs=$(cd "$top" && ls appliance/config*.c appliance/*_config.c 2>/dev/null | grep -v config_cli.c)
+build fuzz_config tests/fuzz/fuzz_config.c $cfg_srcs appliance/yaml_node.c \
+	appliance/policy_load.c appliance/policy.c appliance/console_auth.c -- -lyaml -lcrypto
 run fuzz_config "$top/tests/data/config" "$top/tests/data/policy"
 build fuzz_http tests/fuzz/fuzz_http.c appliance/http.c -- -DFUZZ_HTTP_NO_MAIN -lhttp_parser
 run fuzz_http "$top/tests/data/http"
