@@ -280,8 +280,8 @@ static int reserve_hugepages(struct boot_info *bi, const char *cmdline,
 	} else {
 		unsigned long total_kb = meminfo_kb("MemTotal");
 		unsigned long cap_kb = (unsigned long)BOOT_HUGEPAGE_CAP_MB * 1024;
-		unsigned long half = total_kb / 2;
-		want = (half < cap_kb ? half : cap_kb) / hp_kb;
+		unsigned long quarter = total_kb / 4;
+		want = (quarter < cap_kb ? quarter : cap_kb) / hp_kb;
 	}
 	if (mount_at("hugetlbfs", "/dev/hugepages", "hugetlbfs", MS_NOSUID | MS_NODEV, NULL,
 		     err, errlen) < 0)
@@ -601,6 +601,12 @@ enum boot_error boot_init(struct boot_info *out, char *err, size_t errlen)
 		set_err(err, errlen, "no /dev/console: check console= on the kernel command line");
 		return BOOT_ERR_CONSOLE;
 	}
+	/* Transparent hugepages "always" backs every touched 2 MiB of the
+	 * appliance's sparse pools (one 4 KiB free-list link per connection
+	 * slot) with a whole huge page: a 1 GiB VM ran out of memory and PID 1,
+	 * which the OOM killer cannot kill, panicked. DPDK uses hugetlbfs. */
+	if (write_small("/sys/kernel/mm/transparent_hugepage/enabled", "madvise") < 0)
+		warn(out, "cannot set transparent hugepages to madvise: %s", strerror(errno));
 	load_modules(BOOT_MODULE_LIST, out);
 	out->iommu = has_iommu_groups("/sys");
 	if (reserve_hugepages(out, cmdline, err, errlen) < 0)
@@ -762,6 +768,61 @@ enum boot_error boot_resolve_nic(const char *sysfs, const char *spec,
 		return BOOT_ERR_NIC_NOT_FOUND;
 	}
 	return BOOT_OK;
+}
+
+static unsigned long sysfs_hex(const char *sysfs, const char *pci, const char *attr)
+{
+	char path[PATH_MAX], buf[32];
+	snprintf(path, sizeof path, "%s/bus/pci/devices/%s/%s", sysfs, pci, attr);
+	if (read_small(path, buf, sizeof buf) < 0)
+		return ~0UL;
+	return strtoul(buf, NULL, 16);
+}
+
+enum boot_error boot_find_demo_nic(const char *sysfs, char pci[BOOT_PCI_ADDR_LEN],
+				   char *what, size_t whatlen, char *err, size_t errlen)
+{
+	char path[PATH_MAX], best_virtio[BOOT_PCI_ADDR_LEN] = "", best_eth[BOOT_PCI_ADDR_LEN] = "";
+	unsigned long eth_id[2] = {0, 0};
+	snprintf(path, sizeof path, "%s/bus/pci/devices", sysfs);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	if (!d) {
+		set_err(err, errlen, "no NIC for the demo: cannot list %s: %s", path, strerror(errno));
+		return BOOT_ERR_NIC_NOT_FOUND;
+	}
+	while ((de = readdir(d))) {
+		char addr[BOOT_PCI_ADDR_LEN];
+		if (strlen(de->d_name) != 12 || !parse_pci(de->d_name, addr))
+			continue;
+		unsigned long vendor = sysfs_hex(sysfs, addr, "vendor");
+		unsigned long device = sysfs_hex(sysfs, addr, "device");
+		unsigned long class = sysfs_hex(sysfs, addr, "class");
+		if (vendor == 0x1af4 && (device == 0x1000 || device == 0x1041)) {
+			if (!best_virtio[0] || strcmp(addr, best_virtio) < 0)
+				memcpy(best_virtio, addr, sizeof addr);
+		} else if (class != ~0UL && (class >> 8) == 0x0200) {
+			if (!best_eth[0] || strcmp(addr, best_eth) < 0) {
+				memcpy(best_eth, addr, sizeof addr);
+				eth_id[0] = vendor;
+				eth_id[1] = device;
+			}
+		}
+	}
+	closedir(d);
+	if (best_virtio[0]) {
+		memcpy(pci, best_virtio, BOOT_PCI_ADDR_LEN);
+		set_err(what, whatlen, "virtio-net");
+		return BOOT_OK;
+	}
+	if (best_eth[0]) {
+		memcpy(pci, best_eth, BOOT_PCI_ADDR_LEN);
+		set_err(what, whatlen, "Ethernet %04lx:%04lx", eth_id[0] & 0xffff, eth_id[1] & 0xffff);
+		return BOOT_OK;
+	}
+	set_err(err, errlen, "no NIC for the demo: no virtio-net or Ethernet PCI device in %s "
+		"(attach one, or give a config volume labelled %s)", path, BOOT_CONFIG_LABEL);
+	return BOOT_ERR_NIC_NOT_FOUND;
 }
 
 static int current_driver(const char *pci, char *name, size_t len)
