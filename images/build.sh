@@ -132,9 +132,11 @@ cp "$vmlinuz" "$iso_tree/boot/vmlinuz"
 cp "$initrd" "$iso_tree/boot/initrd.img"
 cp "$top/images/grub.cfg" "$iso_tree/boot/grub/grub.cfg"
 iso=$out/$name$suffix.iso
-# Trimmed GRUB: no locales, themes or fonts, only the modules grub.cfg uses.
+# Trimmed GRUB: no locales, themes or fonts, only the modules grub.cfg uses,
+# plus every partition map (the EFI core's built-in config insmods them all
+# and prints an error for each one missing).
 grub-mkrescue -o "$iso" --locales= --themes= --fonts= --compress=xz \
-	--install-modules="linux normal iso9660 part_msdos part_gpt fat serial terminal echo test all_video" \
+	--install-modules="linux normal iso9660 part_msdos part_gpt part_acorn part_amiga part_apple part_bsd part_dfly part_dvh part_plan part_sun part_sunpc fat serial terminal echo test all_video" \
 	"$iso_tree" -- -volid MESHGATE_BOOT >"$out/grub-mkrescue.log" 2>&1 ||
 	{ cat "$out/grub-mkrescue.log" >&2; exit 1; }
 

@@ -15,3 +15,18 @@ image-deps: deps
 image: image-deps
 	@$(MAKE) --no-print-directory all
 	@bash images/build.sh --flavour $(IMAGE_FLAVOUR)
+
+# drivers/boot.c on a fake sysfs tree (tests/image/test_boot.c): a cmocka
+# binary beside the unit tests, linked with drivers/boot.o alone.
+UNIT_BINS += $(BUILD)/tests/test_boot
+$(BUILD)/tests/test_boot: tests/image/test_boot.c $(BUILD)/dobj/drivers/boot.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ -lcmocka
+
+# A stand-in /init for checking drivers/boot.c alone (images/README.md).
+.PHONY: image-probe
+$(BUILD)/images/boot_probe: tests/image/boot_probe.c $(BUILD)/dobj/drivers/boot.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -o $@ $^
+image-probe: image-deps $(BUILD)/images/boot_probe
+	@bash images/build.sh --init $(BUILD)/images/boot_probe --name probe
