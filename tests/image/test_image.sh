@@ -10,7 +10,7 @@
 #      installed (else BIOS), config volume (FAT, label MESHGATE) naming the
 #      NIC by MAC: the prompt appears, `status` shows the DPDK port up, mTLS
 #      from the host through hostfwd gets 200 for the allowed SPIFFE identity
-#      and 403 for another, `shutdown` powers the VM off;
+#      and 403 for another, `reload` works, `shutdown` powers the VM off;
 #   2. the hybrid ISO as a CD, BIOS, q35 with an Intel IOMMU and no config
 #      volume: the embedded demo on the first virtio NIC, bound to vfio-pci;
 #      prompt, `status` port up, `shutdown`;
@@ -229,6 +229,18 @@ if prompt_stage "qcow2 ($fw)"; then
 	code=$(req other); code=${code:-000}
 	expect_eq "qcow2: mTLS, identity without an ALLOW rule (prod/sa/other) refused" "$code" 403
 	grep -qa "RBAC" "$work/body" || echo "# 403 body: $(head -c 200 "$work/body")"
+	# The NIC was chosen by MAC; bound to DPDK it has no kernel interface
+	# (and no MAC in sysfs) any more: a reload must still find it.
+	mark=$(vm_mark)
+	vm_send reload
+	if vm_wait "reload: generation 2 in service" 30 "$mark"; then
+		ok "qcow2: reload re-reads the config volume (NIC chosen by MAC, already bound)"
+	else
+		not_ok "qcow2: reload re-reads the config volume (NIC chosen by MAC, already bound)"
+		show_log
+	fi
+	code=$(req frontend); code=${code:-000}
+	expect_eq "qcow2: mTLS after the reload, allowed identity" "$code" 200
 	shutdown_stage "qcow2 ($fw)"
 else
 	vm_stop
