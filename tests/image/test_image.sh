@@ -14,7 +14,8 @@
 #   2. the hybrid ISO as a CD, BIOS, q35 with an Intel IOMMU and no config
 #      volume: the embedded demo on the first virtio NIC, bound to vfio-pci;
 #      prompt, `status` port up, `shutdown`;
-#   3. a cloud-init NoCloud seed (label cidata) whose user-data is refused:
+#   3. the qcow2 under BIOS with a cloud-init NoCloud seed (label cidata)
+#      whose user-data is refused:
 #      PID 1 prints the reason (FILE:LINE: field) and keeps the console alive;
 #      `poweroff` typed there powers the VM off.
 # Prints boot-to-prompt times and image sizes.
