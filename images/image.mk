@@ -5,7 +5,7 @@
 # tests/image/test_image.sh boots them under QEMU (TCG) in `make test`.
 IMAGE_PKGS := grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools \
 	kmod xz-utils qemu-utils python3 file binutils
-TEST_PKGS += qemu-system-x86 ovmf $(IMAGE_PKGS)
+TEST_PKGS += qemu-system-x86 ovmf fdisk $(IMAGE_PKGS)
 IMAGE_FLAVOUR ?= generic
 
 .PHONY: image image-deps

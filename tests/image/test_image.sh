@@ -14,8 +14,9 @@
 #   2. the hybrid ISO as a CD, BIOS, q35 with an Intel IOMMU and no config
 #      volume: the embedded demo on the first virtio NIC, bound to vfio-pci;
 #      prompt, `status` port up, `shutdown`;
-#   3. the qcow2 under BIOS with a cloud-init NoCloud seed (label cidata)
-#      whose user-data is refused:
+#   3. the ISO written to a USB stick (BIOS, xhci, usb-storage) with a 5th
+#      partition holding a cloud-init NoCloud seed (label cidata) whose
+#      user-data is refused:
 #      PID 1 prints the reason (FILE:LINE: field) and keeps the console alive;
 #      `poweroff` typed there powers the VM off.
 # Prints boot-to-prompt times and image sizes.
@@ -77,16 +78,25 @@ mkfs.vfat -C -n MESHGATE "$work/config.img" 4096 >/dev/null &&
 	mcopy -i "$work/config.img" "$vol"/* ::/ ||
 	{ not_ok "config volume built (FAT, label MESHGATE)"; tap_exit; }
 
-# A NoCloud seed whose user-data names a certificate that is not there.
+# A USB stick: the ISO written to a 48 MB stick, plus a 5th GPT partition
+# (after grub-mkrescue's four) holding a NoCloud seed (FAT, label CIDATA)
+# whose user-data names a certificate that is not there.
 seed=$work/seed
 mkdir -p "$seed"
 { echo "#cloud-config"; cat "$top/tests/image/appliance.yaml"; } |
 	sed 's/certificateChain: gateway-chain.pem/certificateChain: missing-chain.pem/' > "$seed/user-data"
 printf 'instance-id: meshgate-test\nlocal-hostname: meshgate\n' > "$seed/meta-data"
 cp "$pki"/{ca.pem,gateway.key} "$seed/"
-mkfs.vfat -C -n CIDATA "$work/seed.img" 2048 >/dev/null &&
-	mcopy -i "$work/seed.img" "$seed"/* ::/ ||
-	{ not_ok "cloud-init seed built (FAT, label cidata)"; tap_exit; }
+stick=$work/stick.img
+cp "$iso" "$stick" && truncate -s 48M "$stick" &&
+	sfdisk -q --relocate gpt-bak-std "$stick" 2>/dev/null &&
+	echo ',,EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' | sfdisk -q --append "$stick" 2>/dev/null &&
+	read -r p_start p_size < <(sfdisk -d "$stick" | awk -F'[=,]' '$1 ~ /stick.img5 :/ {print $2+0, $4+0}') &&
+	[ "${p_size:-0}" -gt 0 ] &&
+	mkfs.vfat -C -n CIDATA "$work/seed.img" $((p_size / 2)) >/dev/null &&
+	mcopy -i "$work/seed.img" "$seed"/* ::/ &&
+	dd if="$work/seed.img" of="$stick" bs=512 seek="$p_start" conv=notrunc status=none ||
+	{ not_ok "USB stick image: ISO + 5th partition with a NoCloud seed (sfdisk, FAT)"; tap_exit; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -263,17 +273,23 @@ else
 	vm_stop
 fi
 
-# ------------------------- 3. cloud-init seed refused: PID 1 stays alive
-vm_start fatal -machine pc -drive file="$qcow",if=virtio,format=qcow2,snapshot=on \
-	-drive file="$work/seed.img",if=virtio,format=raw,readonly=on \
+# ---------- 3. USB stick, BIOS: cloud-init seed refused, PID 1 stays alive
+vm_start usb -machine pc -device qemu-xhci \
+	-drive if=none,id=stick,file="$stick",format=raw,snapshot=on \
+	-device usb-storage,drive=stick,bootindex=0 \
 	-netdev user,id=n0,net=198.18.4.0/24,restrict=on \
 	-device virtio-net-pci,netdev=n0,addr=0x4
 if vm_wait "meshgate: FATAL:" 150 && vm_wait "type 'poweroff' or 'reboot'" 10; then
-	if grep -qa "boot: config: cloud-init NoCloud user-data vdb (vfat)" "$vm_log" &&
-	   tr -d '\r' < "$vm_log" | grep -qaE "user-data:[0-9]+.*missing-chain.pem"; then
-		ok "cloud-init seed read; refused user-data named by FILE:LINE and the missing file"
+	if grep -qa "boot: config: cloud-init NoCloud user-data sda5 (vfat)" "$vm_log"; then
+		ok "usb (BIOS, xhci): boots, finds the NoCloud seed on the stick's 5th partition"
 	else
-		not_ok "cloud-init seed read; refused user-data named by FILE:LINE and the missing file"
+		not_ok "usb (BIOS, xhci): boots, finds the NoCloud seed on the stick's 5th partition"
+		show_log
+	fi
+	if tr -d '\r' < "$vm_log" | grep -qaE "user-data:[0-9]+: spec.identity.certificateChain: .*missing-chain.pem"; then
+		ok "usb: refused user-data named by FILE:LINE: field and the missing file"
+	else
+		not_ok "usb: refused user-data named by FILE:LINE: field and the missing file"
 		show_log
 	fi
 	sleep 2
@@ -289,7 +305,7 @@ if vm_wait "meshgate: FATAL:" 150 && vm_wait "type 'poweroff' or 'reboot'" 10; t
 	if vm_off 60; then ok "fatal console: 'poweroff' powers the VM off"
 	else not_ok "fatal console: 'poweroff' powers the VM off"; show_log; fi
 else
-	not_ok "cloud-init seed with a refused config: PID 1 prints FATAL and the reason"
+	not_ok "usb stick with a refused cloud-init seed: PID 1 prints FATAL and the reason"
 	show_log
 fi
 vm_stop
