@@ -568,6 +568,53 @@ static int has_iommu_groups(const char *sysfs)
 	return any;
 }
 
+#define BOOT_EFIVARS "/sys/firmware/efi/efivars"
+#define BOOT_SECUREBOOT_VAR BOOT_EFIVARS "/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+#define BOOT_LOCKDOWN "/sys/kernel/security/lockdown"
+
+/* The selected mode of "none [integrity] confidentiality", or "". */
+static void lockdown_mode(char *mode, size_t len)
+{
+	char buf[96];
+	mode[0] = '\0';
+	if (read_small(BOOT_LOCKDOWN, buf, sizeof buf) < 0)
+		return;
+	char *open_br = strchr(buf, '['), *close_br = open_br ? strchr(open_br, ']') : NULL;
+	if (open_br && close_br && (size_t)(close_br - open_br - 1) < len) {
+		memcpy(mode, open_br + 1, (size_t)(close_br - open_br - 1));
+		mode[close_br - open_br - 1] = '\0';
+	}
+}
+
+static void check_firmware(struct boot_info *bi)
+{
+	struct stat st;
+	bi->uefi = stat("/sys/firmware/efi", &st) == 0;
+	bi->secure_boot = -1;
+	if (bi->uefi) {
+		/* read-only: nothing here may change firmware variables */
+		if (mount("efivarfs", BOOT_EFIVARS, "efivarfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  NULL) == 0 || errno == EBUSY) {
+			unsigned char v[8];
+			int fd = open(BOOT_SECUREBOOT_VAR, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				/* 4 bytes of attributes, then the 1-byte value */
+				if (read(fd, v, sizeof v) >= 5)
+					bi->secure_boot = v[4] == 1;
+				close(fd);
+			} else if (errno == ENOENT) {
+				bi->secure_boot = 0;
+			}
+		}
+	} else {
+		bi->secure_boot = 0;
+	}
+	if (mount("securityfs", "/sys/kernel/security", "securityfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) < 0 && errno != EBUSY)
+		warn(bi, "cannot mount securityfs: %s (lockdown mode unknown)", strerror(errno));
+	lockdown_mode(bi->lockdown, sizeof bi->lockdown);
+}
+
 enum boot_error boot_init(struct boot_info *out, char *err, size_t errlen)
 {
 	static char cmdline[4096];
@@ -608,6 +655,7 @@ enum boot_error boot_init(struct boot_info *out, char *err, size_t errlen)
 	if (write_small("/sys/kernel/mm/transparent_hugepage/enabled", "madvise") < 0)
 		warn(out, "cannot set transparent hugepages to madvise: %s", strerror(errno));
 	load_modules(BOOT_MODULE_LIST, out);
+	check_firmware(out);        /* after the modules: efivarfs is one */
 	out->iommu = has_iommu_groups("/sys");
 	if (reserve_hugepages(out, cmdline, err, errlen) < 0)
 		return BOOT_ERR_MOUNT;
@@ -635,6 +683,10 @@ void boot_info_print(const struct boot_info *bi, FILE *out)
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(out, "boot: kernel %s, console %s, up %.2f s at init, boot_init %u ms\n",
 		bi->kernel_release, bi->console, bi->uptime_at_init, bi->boot_ms);
+	fprintf(out, "boot: firmware %s, Secure Boot %s, kernel lockdown %s\n",
+		bi->uefi ? "UEFI" : "BIOS",
+		bi->secure_boot > 0 ? "on" : bi->secure_boot == 0 ? "off" : "unknown",
+		bi->lockdown[0] ? bi->lockdown : "unknown");
 	fprintf(out, "boot: modules %d loaded, %d failed; iommu %s (NICs go to %s)\n",
 		bi->modules_loaded, bi->modules_failed, bi->iommu ? "yes" : "no",
 		bi->iommu ? "vfio-pci" : "uio_pci_generic");
@@ -845,6 +897,15 @@ static enum boot_error bind_one(const char *spec, const char *pci, char *err, si
 	struct stat st;
 	snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/iommu_group", pci);
 	const char *target = stat(path, &st) == 0 ? "vfio-pci" : "uio_pci_generic";
+	char lockdown[16];
+	lockdown_mode(lockdown, sizeof lockdown);
+	if (strcmp(target, "uio_pci_generic") == 0 && lockdown[0] && strcmp(lockdown, "none") != 0) {
+		set_err(err, errlen, "NIC %s (%s): no IOMMU, and kernel lockdown (%s, from Secure "
+			"Boot) forbids DPDK's uio_pci_generic access to the NIC: enable the IOMMU "
+			"(VT-d / AMD-Vi in the firmware) so NICs go to vfio-pci, or disable Secure Boot",
+			spec, pci, lockdown);
+		return BOOT_ERR_NIC_DRIVER;
+	}
 	snprintf(path, sizeof path, "/sys/bus/pci/drivers/%s", target);
 	if (stat(path, &st) < 0) {
 		set_err(err, errlen, "NIC %s (%s): driver %s is not loaded (missing from %s?)",

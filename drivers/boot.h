@@ -81,6 +81,13 @@ struct boot_info {
 	int modules_failed;         /* e.g. a CPU-specific crc module: warning only */
 
 	int iommu;                  /* 1: IOMMU groups exist, NICs go to vfio-pci */
+	int uefi;                   /* 1: started by UEFI firmware, 0: BIOS */
+	int secure_boot;            /* 1: UEFI Secure Boot on, 0: off, -1: unknown */
+	char lockdown[16];          /* kernel lockdown: "none", "integrity",
+				     * "confidentiality"; "" if unknown. Not
+				     * "none": uio_pci_generic cannot be used
+				     * (DPDK maps PCI BARs through sysfs, which
+				     * lockdown forbids), NICs need vfio-pci */
 	unsigned hugepages;         /* pages actually reserved (read back) */
 	unsigned hugepage_kb;       /* their size */
 	unsigned entropy_wait_ms;   /* how long the first getrandom() blocked */
@@ -101,7 +108,9 @@ struct boot_info {
 
 /* Brings the machine up as described above: mounts /proc, /sys, /dev
  * (devtmpfs) and /dev/hugepages, makes sure fds 0-2 are the console, creates
- * /run, /var/run and /tmp, sets transparent hugepages to "madvise" (so
+ * /run, /var/run and /tmp, reads the firmware type, Secure Boot state
+ * (efivarfs, mounted read-only) and kernel lockdown mode (securityfs),
+ * sets transparent hugepages to "madvise" (so
  * untouched pool memory stays unbacked), loads the modules of BOOT_MODULE_LIST (a module
  * that fails is counted and warned about, not fatal), reserves hugepages,
  * waits for the kernel's entropy pool (blocking getrandom), checks the clock

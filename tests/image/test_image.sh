@@ -6,15 +6,17 @@
 # way in is a hostfwd on 127.0.0.1, the serial console on a pipe pair,
 # -no-reboot (panic=-1 in grub.cfg then ends QEMU on a kernel panic).
 #
-#   1. qcow2 as a virtio disk, UEFI (OVMF, q35) when Debian's ovmf package is
-#      installed (else BIOS), config volume (FAT, label MESHGATE) naming the
-#      NIC by MAC: the prompt appears, `status` shows the DPDK port up, mTLS
+#   1. qcow2 as a virtio disk, UEFI with Secure Boot (Debian's OVMF with
+#      Microsoft's keys, q35, Intel IOMMU: the NIC goes to vfio-pci; BIOS if
+#      the ovmf package is missing), config volume (FAT, label MESHGATE)
+#      naming the NIC by MAC: the prompt appears, `status` shows the DPDK
+#      port up, mTLS
 #      from the host through hostfwd gets 200 for the allowed SPIFFE identity
 #      and 403 for another, `reload` works, `shutdown` powers the VM off;
-#   2. the hybrid ISO as a CD, BIOS, q35 with an Intel IOMMU and no config
-#      volume: the embedded demo on the first virtio NIC, bound to vfio-pci;
+#   2. the hybrid ISO as a CD, BIOS, no IOMMU and no config volume: the
+#      embedded demo on the first virtio NIC, bound to uio_pci_generic;
 #      prompt, `status` port up, `shutdown`;
-#   3. the ISO written to a USB stick (BIOS, xhci, usb-storage) with a 5th
+#   3. the ISO written to a USB stick (BIOS, xhci, usb-storage) with one more
 #      partition holding a cloud-init NoCloud seed (label cidata) whose
 #      user-data is refused:
 #      PID 1 prints the reason (FILE:LINE: field) and keeps the console alive;
@@ -78,8 +80,8 @@ mkfs.vfat -C -n MESHGATE "$work/config.img" 4096 >/dev/null &&
 	mcopy -i "$work/config.img" "$vol"/* ::/ ||
 	{ not_ok "config volume built (FAT, label MESHGATE)"; tap_exit; }
 
-# A USB stick: the ISO written to a 48 MB stick, plus a 5th GPT partition
-# (after grub-mkrescue's four) holding a NoCloud seed (FAT, label CIDATA)
+# A USB stick: the ISO written to a 48 MB stick, plus a GPT partition after
+# the image's own ones, holding a NoCloud seed (FAT, label CIDATA)
 # whose user-data names a certificate that is not there.
 seed=$work/seed
 mkdir -p "$seed"
@@ -91,12 +93,13 @@ stick=$work/stick.img
 cp "$iso" "$stick" && truncate -s 48M "$stick" &&
 	sfdisk -q --relocate gpt-bak-std "$stick" 2>/dev/null &&
 	echo ',,EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' | sfdisk -q --append "$stick" 2>/dev/null &&
-	read -r p_start p_size < <(sfdisk -d "$stick" | awk -F'[=,]' '$1 ~ /stick.img5 :/ {print $2+0, $4+0}') &&
+	read -r p_num p_start p_size < <(sfdisk -d "$stick" |
+		awk -F'[=,]' '$1 ~ /stick.img[0-9]+ :/ {n = $1; sub(/.*stick.img/, "", n); l = (n+0) " " ($2+0) " " ($4+0)} END {print l}') &&
 	[ "${p_size:-0}" -gt 0 ] &&
 	mkfs.vfat -C -n CIDATA "$work/seed.img" $((p_size / 2)) >/dev/null &&
 	mcopy -i "$work/seed.img" "$seed"/* ::/ &&
 	dd if="$work/seed.img" of="$stick" bs=512 seek="$p_start" conv=notrunc status=none ||
-	{ not_ok "USB stick image: ISO + 5th partition with a NoCloud seed (sfdisk, FAT)"; tap_exit; }
+	{ not_ok "USB stick image: ISO + a partition with a NoCloud seed (sfdisk, FAT)"; tap_exit; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -202,24 +205,28 @@ shutdown_stage() {
 	vm_stop
 }
 
-# ----------------------------------------- 1. qcow2, UEFI, config volume
+# ------------------------- 1. qcow2, UEFI + Secure Boot, IOMMU, config volume
 ovmf=/usr/share/OVMF
-if [ -f $ovmf/OVMF_CODE_4M.fd ] && [ -f $ovmf/OVMF_VARS_4M.fd ]; then
-	cp $ovmf/OVMF_VARS_4M.fd "$work/efivars.fd"
-	firmware=(-machine q35 -drive if=pflash,format=raw,readonly=on,file=$ovmf/OVMF_CODE_4M.fd
+if [ -f $ovmf/OVMF_CODE_4M.secboot.fd ] && [ -f $ovmf/OVMF_VARS_4M.ms.fd ]; then
+	# Microsoft's keys enrolled, Secure Boot on: what a server ships with
+	cp $ovmf/OVMF_VARS_4M.ms.fd "$work/efivars.fd"
+	firmware=(-machine q35 -drive if=pflash,format=raw,readonly=on,file=$ovmf/OVMF_CODE_4M.secboot.fd
 		  -drive if=pflash,format=raw,file="$work/efivars.fd")
-	fw=UEFI
+	fw="UEFI Secure Boot"
+	fw_line="boot: firmware UEFI, Secure Boot on, kernel lockdown integrity"
 else
-	firmware=(-machine pc)
+	firmware=(-machine q35)
 	fw=BIOS
-	echo "# skip UEFI: Debian's ovmf package is not installed; the qcow2 boots with BIOS"
+	fw_line="boot: firmware BIOS"
+	echo "# skip UEFI and Secure Boot: Debian's ovmf package is not installed; the qcow2 boots with BIOS"
 fi
 port=$(free_port)
 vm_start qcow2 "${firmware[@]}" \
 	-drive file="$qcow",if=virtio,format=qcow2,snapshot=on \
 	-drive file="$work/config.img",if=virtio,format=raw,readonly=on \
+	-device intel-iommu,intremap=on \
 	-netdev user,id=n0,net=198.18.4.0/24,restrict=on,hostfwd=tcp:127.0.0.1:$port-198.18.4.15:8443 \
-	-device virtio-net-pci,netdev=n0,addr=0x4,mac=$nic_mac
+	-device virtio-net-pci,netdev=n0,addr=0x4,mac=$nic_mac,iommu_platform=on,disable-legacy=on
 if vm_wait "boot: config: config volume vdb (vfat), 1 file(s)" 120; then
 	ok "qcow2 ($fw): kernel boots, /init runs boot_init, config volume found"
 else
@@ -228,8 +235,14 @@ else
 	show_log
 	tap_exit
 fi
+if grep -qa "$fw_line" "$vm_log"; then
+	ok "qcow2: '$fw_line'"
+else
+	not_ok "qcow2: '$fw_line'"
+	tr -d '\r' < "$vm_log" | grep -a '^boot: firmware'
+fi
 if prompt_stage "qcow2 ($fw)"; then
-	status_stage "qcow2 ($fw)" uio_pci_generic
+	status_stage "qcow2 ($fw, IOMMU)" vfio-pci
 	req() {
 		curl -s -o "$work/body" -w '%{http_code}' --max-time 30 \
 			--resolve "meshgate.test:$port:127.0.0.1" --cacert "$pki/ca.pem" \
@@ -258,16 +271,16 @@ else
 fi
 
 # --------------------------------- 2. ISO as a CD, BIOS, IOMMU, demo default
-vm_start iso -machine q35 -device intel-iommu,intremap=on -cdrom "$iso" -boot d \
+vm_start iso -machine q35 -cdrom "$iso" -boot d \
 	-netdev user,id=n0,net=198.18.4.0/24,restrict=on \
-	-device virtio-net-pci,netdev=n0,addr=0x4,iommu_platform=on,disable-legacy=on
+	-device virtio-net-pci,netdev=n0,addr=0x4
 if prompt_stage "iso (BIOS, CD)"; then
 	if grep -qa "boot: no config volume: embedded demo on NIC 0000:00:04.0 (virtio-net)" "$vm_log"; then
 		ok "iso: no config volume: embedded demo on the first virtio NIC"
 	else
 		not_ok "iso: no config volume: embedded demo on the first virtio NIC"
 	fi
-	status_stage "iso (BIOS, IOMMU)" vfio-pci
+	status_stage "iso (BIOS, no IOMMU)" uio_pci_generic
 	shutdown_stage "iso"
 else
 	vm_stop
@@ -280,10 +293,10 @@ vm_start usb -machine pc -device qemu-xhci \
 	-netdev user,id=n0,net=198.18.4.0/24,restrict=on \
 	-device virtio-net-pci,netdev=n0,addr=0x4
 if vm_wait "meshgate: FATAL:" 150 && vm_wait "type 'poweroff' or 'reboot'" 10; then
-	if grep -qa "boot: config: cloud-init NoCloud user-data sda5 (vfat)" "$vm_log"; then
-		ok "usb (BIOS, xhci): boots, finds the NoCloud seed on the stick's 5th partition"
+	if grep -qa "boot: config: cloud-init NoCloud user-data sda$p_num (vfat)" "$vm_log"; then
+		ok "usb (BIOS, xhci): boots, finds the NoCloud seed on the stick's partition $p_num"
 	else
-		not_ok "usb (BIOS, xhci): boots, finds the NoCloud seed on the stick's 5th partition"
+		not_ok "usb (BIOS, xhci): boots, finds the NoCloud seed on the stick's partition $p_num"
 		show_log
 	fi
 	if tr -d '\r' < "$vm_log" | grep -qaE "user-data:[0-9]+: spec.identity.certificateChain: .*missing-chain.pem"; then
