@@ -37,6 +37,8 @@ struct image_nic {
 };
 static struct image_nic bound_nics[BOOT_MAX_NICS];
 static int nbound_nics;
+/* The last port preparation failure, for the FATAL line at boot. */
+static char prepare_error[512];
 
 bool run_is_pid1(void)
 {
@@ -64,7 +66,17 @@ static const char *bound_pci(const char *spec)
 	return NULL;
 }
 
+static int prepare_ports(struct config *cfg, char *err, size_t len);
+
 static int image_prepare_ports(struct config *cfg, char *err, size_t len)
+{
+	int rc = prepare_ports(cfg, err, len);
+	if (rc != 0)
+		snprintf(prepare_error, sizeof prepare_error, "%s", err);
+	return rc;
+}
+
+static int prepare_ports(struct config *cfg, char *err, size_t len)
 {
 	for (int i = 0; i < cfg->nports; i++) {
 		struct config_port *p = &cfg->ports[i];
@@ -194,6 +206,8 @@ int run_as_init(int argc, char **argv)
 	a->boot = &bi;
 	int rc = run_inner(a);
 	run_teardown(a);
+	if (rc == 2 && prepare_error[0])
+		boot_fatal(prepare_error);
 	if (rc == 2)
 		boot_fatal("the configuration was refused (errors above); fix the config volume "
 			   "and reboot");
