@@ -9,18 +9,17 @@
 #   1. qcow2 as a virtio disk, UEFI with Secure Boot (Debian's OVMF with
 #      Microsoft's keys, q35, Intel IOMMU: the NIC goes to vfio-pci; BIOS if
 #      the ovmf package is missing), config volume (FAT, label MESHGATE)
-#      naming the NIC by MAC: the prompt appears, `status` shows the DPDK
-#      port up, mTLS
-#      from the host through hostfwd gets 200 for the allowed SPIFFE identity
-#      and 403 for another, `reload` works, `shutdown` powers the VM off;
+#      naming the NIC by MAC: Secure Boot and lockdown reported, the prompt
+#      appears, `status` shows the DPDK port up, mTLS from the host through
+#      hostfwd gets 200 for the allowed SPIFFE identity and 403 for another,
+#      `reload` works, `shutdown` powers the VM off;
 #   2. the hybrid ISO as a CD, BIOS, no IOMMU and no config volume: the
 #      embedded demo on the first virtio NIC, bound to uio_pci_generic;
 #      prompt, `status` port up, `shutdown`;
 #   3. the ISO written to a USB stick (BIOS, xhci, usb-storage) with one more
 #      partition holding a cloud-init NoCloud seed (label cidata) whose
-#      user-data is refused:
-#      PID 1 prints the reason (FILE:LINE: field) and keeps the console alive;
-#      `poweroff` typed there powers the VM off.
+#      user-data is refused: PID 1 prints the reason (FILE:LINE: field) and
+#      keeps the console alive; `poweroff` typed there powers the VM off.
 # Prints boot-to-prompt times and image sizes.
 # Env: IMAGE_TEST_KEEP=1 keeps build/test-image (serial logs) afterwards.
 set -u
