@@ -997,6 +997,10 @@ void boot_fatal(const char *reason)
 	if (getpid() != 1)
 		_exit(1);
 	console_cooked();
+	/* the run loop's console may have left fd 0 non-blocking */
+	int fl = fcntl(0, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(0, F_SETFL, fl & ~O_NONBLOCK);
 	dprintf(2, "meshgate: the appliance is stopped; type 'poweroff' or 'reboot'\n");
 	char line[128];
 	size_t used = 0;
