@@ -359,7 +359,7 @@ int run_inner(struct appliance *a)
 		return 2;
 	if (open_ports(a) != 0)
 		return 1;
-	if (a->demo) {
+	if (a->demo && !a->opt.demo_config) {
 		char err[256];
 		if (hostif_set_ipv4(DEMO_TAP, DEMO_HOST_ADDR, 24, err, sizeof err) != 0)
 			fprintf(stderr, "meshgate: demo: %s (configure %s/24 on %s yourself)\n", err,
@@ -407,7 +407,7 @@ int run_inner(struct appliance *a)
 		       a->cfg->services[l->service].namespace_, a->cfg->services[l->service].name);
 	}
 	printf("meshgate: ready\n");
-	if (a->demo)
+	if (a->demo && !a->opt.demo_config)
 		print_demo_help(a);
 	fflush(stdout);
 	/* after the boot messages: a stdio console makes stdout non-blocking */

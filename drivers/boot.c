@@ -280,8 +280,8 @@ static int reserve_hugepages(struct boot_info *bi, const char *cmdline,
 	} else {
 		unsigned long total_kb = meminfo_kb("MemTotal");
 		unsigned long cap_kb = (unsigned long)BOOT_HUGEPAGE_CAP_MB * 1024;
-		unsigned long half = total_kb / 2;
-		want = (half < cap_kb ? half : cap_kb) / hp_kb;
+		unsigned long quarter = total_kb / 4;
+		want = (quarter < cap_kb ? quarter : cap_kb) / hp_kb;
 	}
 	if (mount_at("hugetlbfs", "/dev/hugepages", "hugetlbfs", MS_NOSUID | MS_NODEV, NULL,
 		     err, errlen) < 0)
@@ -568,6 +568,53 @@ static int has_iommu_groups(const char *sysfs)
 	return any;
 }
 
+#define BOOT_EFIVARS "/sys/firmware/efi/efivars"
+#define BOOT_SECUREBOOT_VAR BOOT_EFIVARS "/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+#define BOOT_LOCKDOWN "/sys/kernel/security/lockdown"
+
+/* The selected mode of "none [integrity] confidentiality", or "". */
+static void lockdown_mode(char *mode, size_t len)
+{
+	char buf[96];
+	mode[0] = '\0';
+	if (read_small(BOOT_LOCKDOWN, buf, sizeof buf) < 0)
+		return;
+	char *open_br = strchr(buf, '['), *close_br = open_br ? strchr(open_br, ']') : NULL;
+	if (open_br && close_br && (size_t)(close_br - open_br - 1) < len) {
+		memcpy(mode, open_br + 1, (size_t)(close_br - open_br - 1));
+		mode[close_br - open_br - 1] = '\0';
+	}
+}
+
+static void check_firmware(struct boot_info *bi)
+{
+	struct stat st;
+	bi->uefi = stat("/sys/firmware/efi", &st) == 0;
+	bi->secure_boot = -1;
+	if (bi->uefi) {
+		/* read-only: nothing here may change firmware variables */
+		if (mount("efivarfs", BOOT_EFIVARS, "efivarfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  NULL) == 0 || errno == EBUSY) {
+			unsigned char v[8];
+			int fd = open(BOOT_SECUREBOOT_VAR, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				/* 4 bytes of attributes, then the 1-byte value */
+				if (read(fd, v, sizeof v) >= 5)
+					bi->secure_boot = v[4] == 1;
+				close(fd);
+			} else if (errno == ENOENT) {
+				bi->secure_boot = 0;
+			}
+		}
+	} else {
+		bi->secure_boot = 0;
+	}
+	if (mount("securityfs", "/sys/kernel/security", "securityfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) < 0 && errno != EBUSY)
+		warn(bi, "cannot mount securityfs: %s (lockdown mode unknown)", strerror(errno));
+	lockdown_mode(bi->lockdown, sizeof bi->lockdown);
+}
+
 enum boot_error boot_init(struct boot_info *out, char *err, size_t errlen)
 {
 	static char cmdline[4096];
@@ -601,7 +648,14 @@ enum boot_error boot_init(struct boot_info *out, char *err, size_t errlen)
 		set_err(err, errlen, "no /dev/console: check console= on the kernel command line");
 		return BOOT_ERR_CONSOLE;
 	}
+	/* Transparent hugepages "always" backs every touched 2 MiB of the
+	 * appliance's sparse pools (one 4 KiB free-list link per connection
+	 * slot) with a whole huge page: a 1 GiB VM ran out of memory and PID 1,
+	 * which the OOM killer cannot kill, panicked. DPDK uses hugetlbfs. */
+	if (write_small("/sys/kernel/mm/transparent_hugepage/enabled", "madvise") < 0)
+		warn(out, "cannot set transparent hugepages to madvise: %s", strerror(errno));
 	load_modules(BOOT_MODULE_LIST, out);
+	check_firmware(out);        /* after the modules: efivarfs is one */
 	out->iommu = has_iommu_groups("/sys");
 	if (reserve_hugepages(out, cmdline, err, errlen) < 0)
 		return BOOT_ERR_MOUNT;
@@ -629,6 +683,10 @@ void boot_info_print(const struct boot_info *bi, FILE *out)
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(out, "boot: kernel %s, console %s, up %.2f s at init, boot_init %u ms\n",
 		bi->kernel_release, bi->console, bi->uptime_at_init, bi->boot_ms);
+	fprintf(out, "boot: firmware %s, Secure Boot %s, kernel lockdown %s\n",
+		bi->uefi ? "UEFI" : "BIOS",
+		bi->secure_boot > 0 ? "on" : bi->secure_boot == 0 ? "off" : "unknown",
+		bi->lockdown[0] ? bi->lockdown : "unknown");
 	fprintf(out, "boot: modules %d loaded, %d failed; iommu %s (NICs go to %s)\n",
 		bi->modules_loaded, bi->modules_failed, bi->iommu ? "yes" : "no",
 		bi->iommu ? "vfio-pci" : "uio_pci_generic");
@@ -764,6 +822,61 @@ enum boot_error boot_resolve_nic(const char *sysfs, const char *spec,
 	return BOOT_OK;
 }
 
+static unsigned long sysfs_hex(const char *sysfs, const char *pci, const char *attr)
+{
+	char path[PATH_MAX], buf[32];
+	snprintf(path, sizeof path, "%s/bus/pci/devices/%s/%s", sysfs, pci, attr);
+	if (read_small(path, buf, sizeof buf) < 0)
+		return ~0UL;
+	return strtoul(buf, NULL, 16);
+}
+
+enum boot_error boot_find_demo_nic(const char *sysfs, char pci[BOOT_PCI_ADDR_LEN],
+				   char *what, size_t whatlen, char *err, size_t errlen)
+{
+	char path[PATH_MAX], best_virtio[BOOT_PCI_ADDR_LEN] = "", best_eth[BOOT_PCI_ADDR_LEN] = "";
+	unsigned long eth_id[2] = {0, 0};
+	snprintf(path, sizeof path, "%s/bus/pci/devices", sysfs);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	if (!d) {
+		set_err(err, errlen, "no NIC for the demo: cannot list %s: %s", path, strerror(errno));
+		return BOOT_ERR_NIC_NOT_FOUND;
+	}
+	while ((de = readdir(d))) {
+		char addr[BOOT_PCI_ADDR_LEN];
+		if (strlen(de->d_name) != 12 || !parse_pci(de->d_name, addr))
+			continue;
+		unsigned long vendor = sysfs_hex(sysfs, addr, "vendor");
+		unsigned long device = sysfs_hex(sysfs, addr, "device");
+		unsigned long class = sysfs_hex(sysfs, addr, "class");
+		if (vendor == 0x1af4 && (device == 0x1000 || device == 0x1041)) {
+			if (!best_virtio[0] || strcmp(addr, best_virtio) < 0)
+				memcpy(best_virtio, addr, sizeof addr);
+		} else if (class != ~0UL && (class >> 8) == 0x0200) {
+			if (!best_eth[0] || strcmp(addr, best_eth) < 0) {
+				memcpy(best_eth, addr, sizeof addr);
+				eth_id[0] = vendor;
+				eth_id[1] = device;
+			}
+		}
+	}
+	closedir(d);
+	if (best_virtio[0]) {
+		memcpy(pci, best_virtio, BOOT_PCI_ADDR_LEN);
+		set_err(what, whatlen, "virtio-net");
+		return BOOT_OK;
+	}
+	if (best_eth[0]) {
+		memcpy(pci, best_eth, BOOT_PCI_ADDR_LEN);
+		set_err(what, whatlen, "Ethernet %04lx:%04lx", eth_id[0] & 0xffff, eth_id[1] & 0xffff);
+		return BOOT_OK;
+	}
+	set_err(err, errlen, "no NIC for the demo: no virtio-net or Ethernet PCI device in %s "
+		"(attach one, or give a config volume labelled %s)", path, BOOT_CONFIG_LABEL);
+	return BOOT_ERR_NIC_NOT_FOUND;
+}
+
 static int current_driver(const char *pci, char *name, size_t len)
 {
 	char path[256], target[PATH_MAX];
@@ -784,6 +897,15 @@ static enum boot_error bind_one(const char *spec, const char *pci, char *err, si
 	struct stat st;
 	snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/iommu_group", pci);
 	const char *target = stat(path, &st) == 0 ? "vfio-pci" : "uio_pci_generic";
+	char lockdown[16];
+	lockdown_mode(lockdown, sizeof lockdown);
+	if (strcmp(target, "uio_pci_generic") == 0 && lockdown[0] && strcmp(lockdown, "none") != 0) {
+		set_err(err, errlen, "NIC %s (%s): no IOMMU, and kernel lockdown (%s, from Secure "
+			"Boot) forbids DPDK's uio_pci_generic access to the NIC: enable the IOMMU "
+			"(VT-d / AMD-Vi in the firmware) so NICs go to vfio-pci, or disable Secure Boot",
+			spec, pci, lockdown);
+		return BOOT_ERR_NIC_DRIVER;
+	}
 	snprintf(path, sizeof path, "/sys/bus/pci/drivers/%s", target);
 	if (stat(path, &st) < 0) {
 		set_err(err, errlen, "NIC %s (%s): driver %s is not loaded (missing from %s?)",
@@ -875,6 +997,10 @@ void boot_fatal(const char *reason)
 	if (getpid() != 1)
 		_exit(1);
 	console_cooked();
+	/* the run loop's console may have left fd 0 non-blocking */
+	int fl = fcntl(0, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(0, F_SETFL, fl & ~O_NONBLOCK);
 	dprintf(2, "meshgate: the appliance is stopped; type 'poweroff' or 'reboot'\n");
 	char line[128];
 	size_t used = 0;

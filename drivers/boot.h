@@ -23,9 +23,11 @@
  * volume) are never read or printed here: only file names are reported.
  *
  * Kernel command-line parameters read (all optional):
- *   meshgate.hugepages=N     2 MiB pages to reserve (default: half of RAM,
- *                            at most 1 GiB; 0 = none, DPDK then needs
- *                            --no-huge)
+ *   meshgate.hugepages=N     2 MiB pages to reserve (default: a quarter of
+ *                            RAM, at most 1 GiB: DPDK takes ~20 MiB of mbufs
+ *                            per port, the rest of RAM is the appliance's
+ *                            heap, ~90 KiB per pooled connection; 0 = none,
+ *                            DPDK then runs with --no-huge)
  *   meshgate.config_wait=S   seconds to wait for a config volume to appear
  *                            (default 3; USB sticks can take that long)
  *   meshgate.config=demo     skip the config-volume search
@@ -79,6 +81,13 @@ struct boot_info {
 	int modules_failed;         /* e.g. a CPU-specific crc module: warning only */
 
 	int iommu;                  /* 1: IOMMU groups exist, NICs go to vfio-pci */
+	int uefi;                   /* 1: started by UEFI firmware, 0: BIOS */
+	int secure_boot;            /* 1: UEFI Secure Boot on, 0: off, -1: unknown */
+	char lockdown[16];          /* kernel lockdown: "none", "integrity",
+				     * "confidentiality"; "" if unknown. Not
+				     * "none": uio_pci_generic cannot be used
+				     * (DPDK maps PCI BARs through sysfs, which
+				     * lockdown forbids), NICs need vfio-pci */
 	unsigned hugepages;         /* pages actually reserved (read back) */
 	unsigned hugepage_kb;       /* their size */
 	unsigned entropy_wait_ms;   /* how long the first getrandom() blocked */
@@ -99,7 +108,10 @@ struct boot_info {
 
 /* Brings the machine up as described above: mounts /proc, /sys, /dev
  * (devtmpfs) and /dev/hugepages, makes sure fds 0-2 are the console, creates
- * /run, /var/run and /tmp, loads the modules of BOOT_MODULE_LIST (a module
+ * /run, /var/run and /tmp, reads the firmware type, Secure Boot state
+ * (efivarfs, mounted read-only) and kernel lockdown mode (securityfs),
+ * sets transparent hugepages to "madvise" (so
+ * untouched pool memory stays unbacked), loads the modules of BOOT_MODULE_LIST (a module
  * that fails is counted and warned about, not fatal), reserves hugepages,
  * waits for the kernel's entropy pool (blocking getrandom), checks the clock
  * against the RTC, and looks for a config volume, mounted read-only,
@@ -134,6 +146,16 @@ enum boot_error boot_bind_nics(const char *const *nics, int n,
 enum boot_error boot_resolve_nic(const char *sysfs, const char *spec,
 				 char pci[BOOT_PCI_ADDR_LEN],
 				 char *err, size_t errlen);
+
+/* The NIC the image's embedded demo default runs on, when no config volume
+ * names one: the first virtio-net PCI function (vendor 1af4, device 1000 or
+ * 1041) in PCI address order, else the first Ethernet-class (0x0200) PCI
+ * device. `sysfs` is the sysfs root ("/sys"; tests pass a fake tree).
+ * Fills `pci` (canonical address) and `what` ("virtio-net" or
+ * "Ethernet VVVV:DDDD") and returns BOOT_OK, or BOOT_ERR_NIC_NOT_FOUND with
+ * the reason in err. Binds nothing. */
+enum boot_error boot_find_demo_nic(const char *sysfs, char pci[BOOT_PCI_ADDR_LEN],
+				   char *what, size_t whatlen, char *err, size_t errlen);
 
 /* Prints "meshgate: FATAL: <reason>" on the console and keeps the console
  * alive forever: every line typed there prints the reason again, and the

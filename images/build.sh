@@ -52,13 +52,19 @@ if [ -z "$pkg" ]; then
 	pkg=$(resolve)
 fi
 [ -n "$pkg" ] || { echo "images/build.sh: cannot resolve $meta" >&2; exit 1; }
-deb=$(ls "$out"/deb/"${pkg}"_*_amd64.deb 2>/dev/null | tail -1 || true)
-if [ -z "$deb" ]; then
-	say "fetching $pkg"
-	(cd "$out/deb" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-	deb=$(ls "$out"/deb/"${pkg}"_*_amd64.deb 2>/dev/null | tail -1 || true)
-	[ -n "$deb" ] || { echo "images/build.sh: apt-get download $pkg failed" >&2; exit 1; }
-fi
+# fetch PKG: prints the path of PKG's .deb in build/images/deb (downloaded once)
+fetch() {
+	local deb
+	deb=$(ls "$out"/deb/"$1"_*_amd64.deb 2>/dev/null | tail -1 || true)
+	if [ -z "$deb" ]; then
+		say "fetching $1" >&2
+		(cd "$out/deb" && apt-get download -q "$1" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+		deb=$(ls "$out"/deb/"$1"_*_amd64.deb 2>/dev/null | tail -1 || true)
+		[ -n "$deb" ] || { echo "images/build.sh: apt-get download $1 failed" >&2; return 1; }
+	fi
+	echo "$deb"
+}
+deb=$(fetch "$pkg")
 kroot=$out/kernel$suffix
 if [ ! -f "$kroot/.unpacked" ] || [ "$(cat "$kroot/.unpacked")" != "$(basename "$deb")" ]; then
 	say "unpacking $(basename "$deb")"
@@ -132,11 +138,55 @@ cp "$vmlinuz" "$iso_tree/boot/vmlinuz"
 cp "$initrd" "$iso_tree/boot/initrd.img"
 cp "$top/images/grub.cfg" "$iso_tree/boot/grub/grub.cfg"
 iso=$out/$name$suffix.iso
-# Trimmed GRUB: no locales, themes or fonts, only the modules grub.cfg uses.
-grub-mkrescue -o "$iso" --locales= --themes= --fonts= --compress=xz \
-	--install-modules="linux normal iso9660 part_msdos part_gpt fat serial terminal echo test all_video" \
+# BIOS: grub-mkrescue's El Torito image and hybrid MBR, trimmed GRUB (no
+# locales, themes or fonts, only the modules grub.cfg uses).
+# UEFI, with or without Secure Boot: Debian's signed chain instead of
+# grub-mkrescue's unsigned GRUB: shim (signed by Microsoft's UEFI CA) ->
+# Debian's signed GRUB for removable media (gcdx64.efi: finds its root by
+# /.disk/info, then reads /boot/grub/grub.cfg) -> Debian's signed kernel,
+# which under Secure Boot locks down and loads only signed modules (Debian's
+# are). So the ISO is assembled again with xorriso around a new efi.img.
+base=$out/$name$suffix-base.iso
+grub-mkrescue -o "$base" --locales= --themes= --fonts= --compress=xz \
+	--install-modules="linux normal iso9660 part_msdos part_gpt fat serial terminal echo test" \
 	"$iso_tree" -- -volid MESHGATE_BOOT >"$out/grub-mkrescue.log" 2>&1 ||
 	{ cat "$out/grub-mkrescue.log" >&2; exit 1; }
+rm -rf "$iso_tree"
+xorriso -osirrox on -indev "$base" -extract / "$iso_tree" >"$out/xorriso.log" 2>&1 ||
+	{ cat "$out/xorriso.log" >&2; exit 1; }
+rm -f "$base"
+chmod -R u+w "$iso_tree"
+# grub-mkrescue's EFI GRUB and its Mac (HFS+) equipment are replaced
+rm -rf "$iso_tree"/{efi.img,boot.catalog,System,mach_kernel} "$iso_tree/boot/grub/x86_64-efi"
+mkdir -p "$iso_tree/.disk"
+echo "meshgate $kver" > "$iso_tree/.disk/info"
+
+sb=$out/efi-signed
+for p in shim-signed grub-efi-amd64-signed; do
+	d=$(fetch "$p")
+	if [ ! -f "$sb/.$p" ] || [ "$(cat "$sb/.$p")" != "$(basename "$d")" ]; then
+		mkdir -p "$sb"
+		dpkg-deb -x "$d" "$sb"
+		basename "$d" > "$sb/.$p"
+	fi
+done
+shim=$sb/usr/lib/shim/shimx64.efi.signed
+grubefi=$sb/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed
+[ -f "$shim" ] && [ -f "$grubefi" ] ||
+	{ echo "images/build.sh: no $shim or $grubefi in the signed packages" >&2; exit 1; }
+efi_kb=$(( ($(stat -c %s "$shim") + $(stat -c %s "$grubefi")) / 1024 + 512 ))
+rm -f "$iso_tree/efi.img"
+mkfs.vfat -C -n MESHGATEEFI "$iso_tree/efi.img" "$efi_kb" >/dev/null
+mmd -i "$iso_tree/efi.img" ::/EFI ::/EFI/BOOT
+mcopy -i "$iso_tree/efi.img" "$shim" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$iso_tree/efi.img" "$grubefi" ::/EFI/BOOT/grubx64.efi
+rm -f "$iso"
+xorriso -as mkisofs -graft-points -r -V MESHGATE_BOOT -o "$iso" \
+	-b boot/grub/i386-pc/eltorito.img -no-emul-boot -boot-load-size 4 -boot-info-table \
+	--grub2-boot-info --grub2-mbr /usr/lib/grub/i386-pc/boot_hybrid.img \
+	-eltorito-alt-boot --efi-boot efi.img -efi-boot-part --efi-boot-image \
+	--protective-msdos-label "$iso_tree" >"$out/xorriso.log" 2>&1 ||
+	{ cat "$out/xorriso.log" >&2; exit 1; }
 
 # ---------------------------------------------------------------------- qcow2
 # A hybrid ISO boots as a disk (BIOS via its MBR, UEFI via its EFI partition).
@@ -147,5 +197,6 @@ sha256sum < "$init" > "$out/$name$suffix.init"   # which /init this image holds
 
 sz() { stat -c %s "$1" | awk '{printf "%.1f MB", $1 / 1048576}'; }
 say "kernel $kver ($flavour) $(sz "$vmlinuz"), $nmods+$nnic modules, initramfs $(sz "$initrd")"
+say "UEFI: $(cat "$sb/.shim-signed" "$sb/.grub-efi-amd64-signed" | tr '\n' ' ')(Secure Boot chain)"
 say "$iso $(sz "$iso")"
 say "$qcow $(sz "$qcow")"
