@@ -608,11 +608,18 @@ static void test_observer(void **state)
 	assert_string_equal(m->tls[1].name, "unknown_ca");
 	assert_int_equal(m->ntcp, 1);
 	assert_non_null(strstr(log_lines[2], "\"refusal\":\"unknown_ca\""));
-	/* without spec.accessLog the proxy keeps its own lines; metrics still count */
+	/* without spec.accessLog: the same lines, on the console */
 	cfg->access_log.configured = false;
 	admin_obs_configure(o, cfg);
-	assert_false(admin_obs_closed(c));
-	assert_int_equal(nlog, 3);
+	assert_true(admin_obs_closed(c));
+	assert_int_equal(nlog, 4);
+	assert_non_null(strstr(log_lines[3], "\"refusal\":\"unknown_ca\""));
+	/* accessLog.console: false keeps them off the console */
+	cfg->access_log.configured = true;
+	cfg->access_log.console = false;
+	admin_obs_configure(o, cfg);
+	assert_true(admin_obs_closed(c));
+	assert_int_equal(nlog, 4);
 	/* no observer at all: every hook is a no-op */
 	p->opt.obs = NULL;
 	assert_false(admin_obs_request(c));
