@@ -204,6 +204,25 @@ static int cert_decode(struct cert_info *ci, const struct bytes *der)
 	return br_x509_decoder_last_error(&ci->dc);
 }
 
+void tls_ec_select(struct tls_impls *im, enum tls_ec_backend backend)
+{
+	if (backend == TLS_EC_OPENSSL && !tls_ec_openssl_available())
+		backend = TLS_EC_BEARSSL;
+	im->ec_backend = backend;
+	if (backend == TLS_EC_OPENSSL) {
+		im->ec = tls_ec_openssl_impl();
+		im->ecdsa_sign = tls_ecdsa_openssl_sign;
+		im->ecdsa_vrfy = tls_ecdsa_openssl_vrfy;
+	} else {
+		im->ec = br_ec_get_default();
+		im->ecdsa_sign = br_ecdsa_sign_asn1_get_default();
+		im->ecdsa_vrfy = br_ecdsa_vrfy_asn1_get_default();
+	}
+	im->ec_ecdhe = *im->ec;
+	im->ec_ecdhe.supported_curves &= ((uint32_t)1 << BR_EC_secp256r1) |
+					 ((uint32_t)1 << BR_EC_curve25519);
+}
+
 static void impls_lookup(struct tls_impls *im)
 {
 	im->aes_ctr = br_aes_x86ni_ctr_get_vtable();
@@ -218,12 +237,7 @@ static void impls_lookup(struct tls_impls *im)
 	im->poly1305 = br_poly1305_ctmulq_get();
 	if (im->poly1305 == 0)
 		im->poly1305 = &br_poly1305_ctmul_run;
-	im->ec = br_ec_get_default();
-	im->ec_ecdhe = *im->ec;
-	im->ec_ecdhe.supported_curves &= ((uint32_t)1 << BR_EC_secp256r1) |
-					 ((uint32_t)1 << BR_EC_curve25519);
-	im->ecdsa_sign = br_ecdsa_sign_asn1_get_default();
-	im->ecdsa_vrfy = br_ecdsa_vrfy_asn1_get_default();
+	tls_ec_select(im, TLS_EC_DEFAULT);
 	im->rsa_private = br_rsa_private_get_default();
 	im->rsa_sign = br_rsa_pkcs1_sign_get_default();
 	im->rsa_vrfy = br_rsa_pkcs1_vrfy_get_default();

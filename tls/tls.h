@@ -75,6 +75,7 @@
 #include <bearssl.h>
 
 #include "appliance/config.h"
+#include "tls/ec.h"
 #include "tls/x509.h"
 
 /* Limits, with the reason beside each. */
@@ -157,6 +158,7 @@ struct tls_impls {
 	br_rsa_private rsa_private;
 	br_rsa_pkcs1_sign rsa_sign;
 	br_rsa_pkcs1_vrfy rsa_vrfy;
+	enum tls_ec_backend ec_backend;     /* who does ec/ecdsa_* (tls/ec.h) */
 };
 
 struct tls_trust_domain {
@@ -191,6 +193,11 @@ struct tls_credentials {
 int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, const char *key_path,
 			 const struct config_trust_bundle *bundles, int nbundles,
 			 char *err, size_t errlen);
+
+/* Switches the EC and ECDSA code of loaded credentials (tls/ec.h); the
+ * build's default is applied at load. Connections reset afterwards use it.
+ * Falls back to BearSSL when libcrypto cannot provide the curves. */
+void tls_ec_select(struct tls_impls *im, enum tls_ec_backend backend);
 
 /* Releases everything and wipes the private key. Safe on a zeroed struct. */
 void tls_credentials_free(struct tls_credentials *cr);

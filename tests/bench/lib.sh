@@ -227,8 +227,9 @@ bench_start_gateway() {
 	case $name in
 	meshgate)
 		cfg=$(bench_config_meshgate)
+		# shellcheck disable=SC2086
 		ip netns exec $NS_GW taskset -c "$BENCH_GW_CPU" "$MESHGATE" run --config "$cfg" --console none \
-			>"$log" 2>&1 &
+			${MG_ARGS:-} >"$log" 2>&1 &
 		BENCH_GW_PID=$! BENCH_GW_IP=$MGB_MG_IP
 		;;
 	nginx)

@@ -3,7 +3,9 @@
 # topology (tests/bench/lib.sh), each gateway pinned to one core.
 #
 #   tests/bench/run.sh [--smoke] [--rounds N] [--gateways "meshgate nginx haproxy"]
-#                      [--idle-conns N] [--out FILE]
+#                      [--idle-conns N] [--duration S] [--out FILE]
+#                      [--figures "handshake keepalive latency bulk memory"]
+#                      [--meshgate-args "--busy-poll"]
 #
 # Every round starts each gateway in turn and measures every figure; the table
 # shows medians over the rounds and ratios against the best peer measured in
@@ -23,6 +25,8 @@ BENCH_IDLE_CONNS=10000
 BENCH_BULK_MB=64
 OUT=
 SMOKE=0
+FIGS="handshake keepalive latency bulk memory"
+MG_ARGS=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) SMOKE=1 ;;
@@ -31,7 +35,9 @@ while [ $# -gt 0 ]; do
 	--idle-conns) BENCH_IDLE_CONNS=$2; shift ;;
 	--duration) DUR=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE]" >&2; exit 2 ;;
+	--figures) FIGS=$2; shift ;;
+	--meshgate-args) MG_ARGS=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE] [--figures 'handshake keepalive latency bulk memory'] [--meshgate-args ARGS]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -87,10 +93,11 @@ run_round() {
 	t0=$(bench_gw_ticks); sleep "$IDLE_SECS"; t1=$(bench_gw_ticks)
 	record "$gw" "$round" idle.cpu_pct "$(awk -v d=$((t1 - t0)) -v c="$clk" -v s="$IDLE_SECS" 'BEGIN {printf "%.1f", d / c / s * 100}')"
 	record "$gw" "$round" mem.pss_mb "$(awk -v k="$(bench_gw_pss_kb)" 'BEGIN {printf "%.1f", k / 1024}')"
-	measure "$gw" "$round" handshake handshake --conns 16
-	measure "$gw" "$round" keepalive keepalive --conns 32
-	measure "$gw" "$round" latency latency --conns 16 --rate 1000
-	measure "$gw" "$round" bulk bulk --conns 2 --path /bulk
+	want handshake && measure "$gw" "$round" handshake handshake --conns 16
+	want resume && measure "$gw" "$round" resume resume --conns 16
+	want keepalive && measure "$gw" "$round" keepalive keepalive --conns 32
+	want latency && measure "$gw" "$round" latency latency --conns 16 --rate 1000
+	want bulk && measure "$gw" "$round" bulk bulk --conns 2 --path /bulk
 	bench_stop_gateway
 }
 
@@ -122,12 +129,13 @@ run_memory() {
 	bench_stop_gateway
 }
 
+want() { [[ " $FIGS " == *" $1 "* ]]; }
 fail=0
 for r in $(seq "$ROUNDS"); do
 	for gw in $GATEWAYS; do run_round "$gw" "$r" || fail=1; done
 done
-for gw in $GATEWAYS; do run_memory "$gw" || fail=1; done
+if want memory; then for gw in $GATEWAYS; do run_memory "$gw" || fail=1; done; fi
 
 python3 "$TESTS_TOP/tests/bench/report.py" "$RES" --gateways "$GATEWAYS" --rounds "$ROUNDS" \
-	--idle-conns "$BENCH_IDLE_CONNS" --duration "$DUR" ${OUT:+--out "$OUT"} || fail=1
+	--idle-conns "$BENCH_IDLE_CONNS" --duration "$DUR" --figures "$FIGS" ${OUT:+--out "$OUT"} || fail=1
 exit $fail
