@@ -201,6 +201,29 @@ static void xw_process_ee(struct tls_x509_wrap *w)
 	c->peer.not_after = w->ee_info.not_after;
 	c->peer.trust_domain_index = td;
 
+	if (cr->cache != NULL && cr->cache->chains_enabled) {
+		const struct tls_chain_entry *hit;
+		br_sha256_context h;
+
+		br_sha256_init(&h);
+		br_sha256_update(&h, w->ee, w->ee_len);
+		br_sha256_out(&h, w->ee_hash);
+		hit = tls_chain_cache_find(cr->cache, w->ee_hash, td, now);
+		if (hit != NULL) {
+			/* Verified to this domain's roots before: skip the chain
+			 * walk; dates, EKU, authorize and CertificateVerify still
+			 * run (tls/cache.h). */
+			memcpy(w->cached_q, hit->q, hit->qlen);
+			w->cached_pkey.key_type = BR_KEYTYPE_EC;
+			w->cached_pkey.key.ec.curve = hit->curve;
+			w->cached_pkey.key.ec.q = w->cached_q;
+			w->cached_pkey.key.ec.qlen = hit->qlen;
+			w->cached_usages = hit->usages;
+			w->cached = 1;
+			return;
+		}
+	}
+
 	/* Not br_x509_minimal_init_full(): it would run the CPUID lookups. */
 	br_x509_minimal_init(&w->minimal, &br_sha256_vtable, cr->domains[td].anchors,
 			     cr->domains[td].nanchors);
@@ -243,7 +266,7 @@ static unsigned xw_end_chain(const br_x509_class **ctx)
 		xw_fail(w, TLS_ERR_NO_CLIENT_CERT);
 	if (w->err != TLS_OK)
 		return BR_ERR_X509_NOT_TRUSTED;
-	r = w->minimal.vtable->end_chain(&w->minimal.vtable);
+	r = w->cached ? 0 : w->minimal.vtable->end_chain(&w->minimal.vtable);
 	if (r != 0 && r != BR_ERR_X509_OK) {     /* minimal returns 0 on success */
 		w->bearssl_x509_err = (int)r;
 		if (r == BR_ERR_X509_EXPIRED) {
@@ -273,6 +296,13 @@ static unsigned xw_end_chain(const br_x509_class **ctx)
 		xw_fail(w, TLS_ERR_EKU_NOT_CLIENT_AUTH);
 		return BR_ERR_X509_FORBIDDEN_KEY_USAGE;
 	}
+	if (!w->cached && c->cred->cache != NULL) {
+		unsigned usages = 0;
+		const br_x509_pkey *pk = w->minimal.vtable->get_pkey(&w->minimal.vtable, &usages);
+
+		tls_chain_cache_store(c->cred->cache, w->ee_hash, c->peer.trust_domain_index, pk, usages,
+				      now, w->ee_info.not_after);
+	}
 	c->peer_valid = 1;
 	if (c->authorize != NULL && c->authorize(c->authorize_arg, &c->peer) != 0) {
 		xw_fail(w, TLS_ERR_ACCESS_DENIED);
@@ -285,7 +315,14 @@ static const br_x509_pkey *xw_get_pkey(const br_x509_class *const *ctx, unsigned
 {
 	const struct tls_x509_wrap *w = (const struct tls_x509_wrap *)(const void *)ctx;
 
-	if (!w->minimal_started || w->err != TLS_OK)
+	if (w->err != TLS_OK)
+		return NULL;
+	if (w->cached) {
+		if (usages != NULL)
+			*usages = w->cached_usages;
+		return &w->cached_pkey;
+	}
+	if (!w->minimal_started)
 		return NULL;
 	return w->minimal.vtable->get_pkey(&w->minimal.vtable, usages);
 }
@@ -327,6 +364,7 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 	c->bearssl_err = 0;
 	c->alert_len = c->alert_off = 0;
 	c->first_byte = -1;
+	c->resumed = 0;
 
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_ssl_engine_set_suites(eng, tls_suites, sizeof tls_suites / sizeof tls_suites[0]);
@@ -358,6 +396,10 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 	br_ssl_server_set_trust_anchor_names_alt(&c->sc, cr->all_anchors, cr->nall_anchors);
 	c->x509.vtable = &tls_x509_wrap_vtable;
 	br_ssl_engine_set_x509(eng, &c->x509.vtable);
+	if (cr->cache != NULL && cr->cache->sessions_enabled) {
+		c->session_cache_vtable = &tls_session_cache_vtable;
+		br_ssl_server_set_cache(&c->sc, &c->session_cache_vtable);
+	}
 	br_ssl_engine_set_buffer(eng, c->iobuf, sizeof c->iobuf, 1);
 	if (!br_ssl_server_reset(&c->sc)) {
 		c->finished = 1;
@@ -646,6 +688,11 @@ int tls_conn_bearssl_error(const struct tls_conn *c, int *x509_err)
 	if (x509_err)
 		*x509_err = c->x509.bearssl_x509_err;
 	return c->finished ? c->bearssl_err : br_ssl_engine_last_error(&c->sc.eng);
+}
+
+int tls_conn_resumed(const struct tls_conn *c)
+{
+	return c->handshake_done && c->resumed;
 }
 
 unsigned tls_conn_cipher_suite(const struct tls_conn *c)

@@ -498,10 +498,30 @@ int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, con
 	for (i = 0; i < cr->ndomains; i++)
 		for (k = 0; k < cr->domains[i].nanchors; k++)
 			cr->all_anchors[cr->nall_anchors++] = cr->domains[i].anchors[k];
+	/* calloc: pages of the caches are only touched as entries are used. */
+	cr->cache = calloc(1, sizeof *cr->cache);
+	if (cr->cache == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	cr->cache->sessions_enabled = cr->cache->chains_enabled = 1;
 	return 0;
 fail:
 	tls_credentials_free(cr);
 	return -1;
+}
+
+void tls_credentials_set_caching(struct tls_credentials *cr, int sessions, int chains)
+{
+	if (cr->cache == NULL)
+		return;
+	if (!sessions) {
+		explicit_bzero(cr->cache->sessions, sizeof cr->cache->sessions);
+	}
+	if (!chains)
+		memset(cr->cache->chains, 0, sizeof cr->cache->chains);
+	cr->cache->sessions_enabled = sessions != 0;
+	cr->cache->chains_enabled = chains != 0;
 }
 
 void tls_credentials_free(struct tls_credentials *cr)
@@ -533,6 +553,10 @@ void tls_credentials_free(struct tls_credentials *cr)
 		free(d->anchors);
 	}
 	free(cr->all_anchors);
+	if (cr->cache) {
+		explicit_bzero(cr->cache, sizeof *cr->cache);   /* master secrets */
+		free(cr->cache);
+	}
 	explicit_bzero(cr, sizeof *cr);
 }
 

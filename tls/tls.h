@@ -15,7 +15,8 @@
  * Policy (not configurable, on purpose): TLS 1.2 only; ECDHE with
  * AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305 (server preference, in that
  * order) for ECDSA or RSA server keys; X25519 and P-256 for key exchange;
- * renegotiation refused; no session resumption; client certificate REQUIRED:
+ * renegotiation refused; session resumption by session ID that keeps the
+ * client identity (tls/cache.h; no tickets); client certificate REQUIRED:
  *   - the end-entity certificate has exactly one URI SAN, a well-formed
  *     spiffe://TRUST_DOMAIN/PATH whose trust domain is configured;
  *   - the chain verifies (br_x509_minimal) to THAT trust domain's roots only;
@@ -75,6 +76,7 @@
 #include <bearssl.h>
 
 #include "appliance/config.h"
+#include "tls/cache.h"
 #include "tls/ec.h"
 #include "tls/x509.h"
 
@@ -180,6 +182,8 @@ struct tls_credentials {
 	size_t nall_anchors;
 	struct tls_impls impl;
 	int64_t not_after;              /* server certificate notAfter, for status */
+	struct tls_cache *cache;        /* sessions + verified chains (tls/cache.h);
+					 * mutable, written by handshakes */
 };
 
 /* Loads the server identity (PEM chain: end-entity first, any intermediates
@@ -199,6 +203,11 @@ int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, con
  * Falls back to BearSSL when libcrypto cannot provide the curves. */
 void tls_ec_select(struct tls_impls *im, enum tls_ec_backend backend);
 
+/* Session resumption (with the client identity) and the verified-chain
+ * cache, both on after load (tls/cache.h). Turn them off for credentials
+ * shared by several threads, or to measure without them. */
+void tls_credentials_set_caching(struct tls_credentials *cr, int sessions, int chains);
+
 /* Releases everything and wipes the private key. Safe on a zeroed struct. */
 void tls_credentials_free(struct tls_credentials *cr);
 
@@ -217,6 +226,11 @@ struct tls_x509_wrap {
 	enum tls_error err;         /* first refusal reason, TLS_OK if none */
 	int bearssl_x509_err;       /* BR_ERR_X509_* from br_x509_minimal, for diagnostics */
 	struct tls_x509_info ee_info;
+	int cached;                 /* chain verified earlier: br_x509_minimal skipped */
+	unsigned cached_usages;
+	br_x509_pkey cached_pkey;   /* points into cached_q */
+	unsigned char cached_q[133];
+	unsigned char ee_hash[32];  /* SHA-256 of the end-entity certificate */
 	size_t ee_len;
 	uint8_t ee[TLS_MAX_CLIENT_CERT];
 };
@@ -234,6 +248,8 @@ struct tls_conn {
 	int close_requested;
 	int finished;               /* engine closed and classified */
 	enum tls_error error;
+	int resumed;                /* abbreviated handshake from the session cache */
+	const br_ssl_session_cache_class *session_cache_vtable;   /* BearSSL's cache context */
 	int alert_sent;             /* fatal alert description we sent, -1 = none */
 	int alert_received;         /* fatal alert description received, -1 = none */
 	int bearssl_err;            /* br_ssl_engine_last_error() at closure */
@@ -303,6 +319,10 @@ const struct tls_peer *tls_conn_peer(const struct tls_conn *c);
  * BearSSL error code (br_ssl_engine_last_error, BR_ERR_X509_* in x509_err). */
 void tls_conn_alerts(const struct tls_conn *c, int *sent, int *received);
 int tls_conn_bearssl_error(const struct tls_conn *c, int *x509_err);
+
+/* 1 if the handshake resumed a cached session (identity restored from the
+ * cache, tls/cache.h), 0 for a full handshake. */
+int tls_conn_resumed(const struct tls_conn *c);
 
 /* Negotiated cipher suite (e.g. 0xC02B), 0 before the handshake. */
 unsigned tls_conn_cipher_suite(const struct tls_conn *c);

@@ -175,7 +175,7 @@ http {
     ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
     ssl_prefer_server_ciphers on;
     ssl_ecdh_curve X25519:prime256v1;
-    ssl_session_cache off; ssl_session_tickets off;
+    ssl_session_cache shared:SSL:10m; ssl_session_tickets off;  # resumption by session ID, as meshgate
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
@@ -202,7 +202,7 @@ global
   ssl-default-bind-options ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2 no-tls-tickets
   ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305
   ssl-default-bind-curves X25519:P-256
-  tune.ssl.cachesize 0
+  tune.ssl.cachesize 20000
 defaults
   mode http
   timeout connect 5s
@@ -225,10 +225,16 @@ EOF
 bench_start_gateway() {
 	local name=$1 cfg log=$BENCH_WORK/$1.log
 	case $name in
-	meshgate)
+	meshgate*)
+		# "meshgate" is the build under test; "meshgate-VARIANT" runs the
+		# binary build/bench/meshgate-VARIANT (e.g. a TLS_EC=bearssl build
+		# saved for a before/after comparison in the same run).
+		local bin=$MESHGATE
+		[ "$name" != meshgate ] && bin=$TESTS_TOP/build/bench/$name
+		[ -x "$bin" ] || { echo "# $bin missing"; return 1; }
 		cfg=$(bench_config_meshgate)
 		# shellcheck disable=SC2086
-		ip netns exec $NS_GW taskset -c "$BENCH_GW_CPU" "$MESHGATE" run --config "$cfg" --console none \
+		ip netns exec $NS_GW taskset -c "$BENCH_GW_CPU" "$bin" run --config "$cfg" --console none \
 			${MG_ARGS:-} >"$log" 2>&1 &
 		BENCH_GW_PID=$! BENCH_GW_IP=$MGB_MG_IP
 		;;

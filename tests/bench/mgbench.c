@@ -107,7 +107,9 @@ static void conn_close(struct conn *c)
 				SSL_SESSION_free(c->session);
 			c->session = s;
 		}
-		SSL_set_quiet_shutdown(c->ssl, 1);
+		/* Marked as shut down: freed otherwise, OpenSSL makes the
+		 * session non-resumable. */
+		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}
@@ -488,8 +490,10 @@ int main(int argc, char **argv)
 		die("cannot load client certificate/key");
 	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_NONE, NULL);
 	if (g.mode == M_RESUME) {
+		/* Session IDs (what BearSSL resumes), not tickets. */
 		SSL_CTX_set_session_cache_mode(g.ctx, SSL_SESS_CACHE_CLIENT |
 						      SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_set_options(g.ctx, SSL_OP_NO_TICKET);
 	} else {
 		SSL_CTX_set_session_cache_mode(g.ctx, SSL_SESS_CACHE_OFF);
 		SSL_CTX_set_options(g.ctx, SSL_OP_NO_TICKET);

@@ -63,7 +63,7 @@ def main():
             us = vals.get((gw, f + ".cpu_us_per_op"), [])
             vals[(gw, f + ".per_core")] = [1e6 / u for u in us if u > 0]
     med = {k: statistics.median(v) for k, v in vals.items() if v}
-    peers = [g for g in gws if g != "meshgate"]
+    peers = [g for g in gws if not g.startswith("meshgate")]
     lines = []
     cpu = platform.processor() or ""
     try:

@@ -85,6 +85,33 @@ static void client_free(struct client *cl)
 	ERR_clear_error();
 }
 
+/* When set, the next client CertificateVerify passing through pump() gets
+ * the last byte of its signature flipped (a client without the key). */
+static int tamper_cv;
+
+static void maybe_tamper(unsigned char *b, size_t n)
+{
+	size_t off = 0;
+
+	while (tamper_cv && off + 5 <= n) {
+		size_t rlen = (size_t)b[off + 3] << 8 | b[off + 4], m = off + 5;
+
+		if (off + 5 + rlen > n)
+			return;
+		while (b[off] == 22 && m + 4 <= off + 5 + rlen) {
+			size_t mlen = (size_t)b[m + 1] << 16 | (size_t)b[m + 2] << 8 | b[m + 3];
+
+			if (b[m] == 15 && m + 4 + mlen <= off + 5 + rlen) {
+				b[m + 4 + mlen - 1] ^= 0x01;
+				tamper_cv = 0;
+				return;
+			}
+			m += 4 + mlen;
+		}
+		off += 5 + rlen;
+	}
+}
+
 /* Moves bytes both ways; returns non-zero if anything moved. */
 static int pump(struct client *cl, struct tls_conn *c)
 {
@@ -100,6 +127,7 @@ static int pump(struct client *cl, struct tls_conn *c)
 				break;
 			cl->pend_len = (size_t)n;
 			cl->pend_off = 0;
+			maybe_tamper(cl->pend, cl->pend_len);
 		}
 		len = tls_conn_feed(c, cl->pend + cl->pend_off, cl->pend_len - cl->pend_off);
 		if (len == 0) {
@@ -604,6 +632,154 @@ static void test_error_names(void **state)
 	assert_string_equal(tls_error_name(TLS_ERR_NO_CLIENT_CERT), "no_client_cert");
 }
 
+/* ------------------------------------------------------------ caches (tls/cache.h) */
+
+/* Full handshake as frontend with `cr`; returns the client's session. */
+static SSL_SESSION *full_handshake(const struct tls_credentials *cr, int resumable)
+{
+	struct client cl;
+	SSL_SESSION *sess;
+
+	client_init(&cl, "frontend", 0);
+	if (!resumable)
+		SSL_set_options(cl.ssl, SSL_OP_NO_TICKET);
+	tls_conn_reset(&conn, cr, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_true(cl.done);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_int_equal(tls_conn_resumed(&conn), 0);
+	assert_int_equal(SSL_session_reused(cl.ssl), 0);
+	sess = SSL_get1_session(cl.ssl);
+	assert_non_null(sess);
+	/* Freed without a shutdown, OpenSSL marks the session not resumable. */
+	SSL_set_shutdown(cl.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	client_free(&cl);
+	return sess;
+}
+
+/* Offers `sess` again; returns 1 if the handshake resumed it. */
+static int try_resume(const struct tls_credentials *cr, SSL_SESSION *sess, tls_authorize_fn az,
+		      void *arg, int64_t at)
+{
+	struct client cl;
+	int reused;
+
+	client_init(&cl, "frontend", 0);
+	SSL_set_options(cl.ssl, SSL_OP_NO_TICKET);
+	assert_int_equal(SSL_set_session(cl.ssl, sess), 1);
+	tls_conn_reset(&conn, cr, az, arg);
+	if (at)
+		tls_conn_set_time(&conn, at);
+	handshake(&cl, &conn);
+	reused = cl.done && SSL_session_reused(cl.ssl);
+	assert_int_equal(tls_conn_resumed(&conn), reused);
+	client_free(&cl);
+	return reused;
+}
+
+static void test_session_resumption_keeps_identity(void **state)
+{
+	SSL_SESSION *sess;
+	const struct tls_peer *peer;
+	uint64_t before = creds.cache->counters.session_resumed;
+
+	(void)state;
+	tls_credentials_set_caching(&creds, 1, 1);
+	sess = full_handshake(&creds, 0);
+	assert_int_equal(try_resume(&creds, sess, NULL, NULL, 0), 1);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	peer = tls_conn_peer(&conn);
+	assert_non_null(peer);
+	assert_string_equal(peer->spiffe_id, "spiffe://cluster.local/ns/prod/sa/frontend");
+	assert_string_equal(peer->namespace_, "prod");
+	assert_string_equal(peer->service_account, "frontend");
+	assert_int_equal(peer->trust_domain_index, 0);
+	assert_true(peer->not_after == x509_not_after("frontend"));
+	assert_int_equal(creds.cache->counters.session_resumed, before + 1);
+	SSL_SESSION_free(sess);
+}
+
+static int deny_frontend(void *arg, const struct tls_peer *peer)
+{
+	(*(int *)arg)++;
+	return strcmp(peer->service_account, "frontend") == 0;
+}
+
+static void test_resumption_asks_authorize_again(void **state)
+{
+	SSL_SESSION *sess;
+	int calls = 0;
+
+	(void)state;
+	sess = full_handshake(&creds, 0);
+	/* The policy now refuses frontend: no resumption, and the full
+	 * handshake that follows is refused with access_denied. */
+	assert_int_equal(try_resume(&creds, sess, deny_frontend, &calls, 0), 0);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_FAILED);
+	assert_int_equal(tls_conn_error(&conn), TLS_ERR_ACCESS_DENIED);
+	assert_int_equal(calls, 2);     /* once at resumption, once in the full handshake */
+	SSL_SESSION_free(sess);
+}
+
+static void test_resumption_expires_and_is_per_credentials(void **state)
+{
+	SSL_SESSION *sess;
+	struct tls_credentials other;
+	struct config_trust_bundle b;
+	char err[256];
+
+	(void)state;
+	sess = full_handshake(&creds, 0);
+	/* past the lifetime: a full handshake (that succeeds) */
+	assert_int_equal(try_resume(&creds, sess, NULL, NULL,
+				    (int64_t)time(NULL) + TLS_SESSION_LIFETIME + 5), 0);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_non_null(tls_conn_peer(&conn));
+	SSL_SESSION_free(sess);
+	/* a reload (new credentials) forgets the sessions of the old ones */
+	sess = full_handshake(&creds, 0);
+	memset(&b, 0, sizeof b);
+	snprintf(b.trust_domain, sizeof b.trust_domain, "cluster.local");
+	snprintf(b.roots, sizeof b.roots, PKI "/ca.pem");
+	assert_int_equal(tls_credentials_load(&other, PKI "/gateway-chain.pem", PKI "/gateway.key",
+					      &b, 1, err, sizeof err), 0);
+	tls_ec_select(&other.impl, creds.impl.ec_backend);
+	assert_int_equal(try_resume(&other, sess, NULL, NULL, 0), 0);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	/* sessions off: never resumed */
+	tls_credentials_set_caching(&creds, 0, 1);
+	assert_int_equal(try_resume(&creds, sess, NULL, NULL, 0), 0);
+	tls_credentials_set_caching(&creds, 1, 1);
+	tls_conn_wipe(&conn);
+	tls_credentials_free(&other);
+	SSL_SESSION_free(sess);
+}
+
+static void test_chain_cache_still_checks_certificate_verify(void **state)
+{
+	uint64_t hits;
+
+	(void)state;
+	tls_credentials_set_caching(&creds, 1, 1);
+	SSL_SESSION_free(full_handshake(&creds, 0));     /* verified in full, stored */
+	hits = creds.cache->counters.chain_hits;
+	SSL_SESSION_free(full_handshake(&creds, 0));     /* from the cache */
+	assert_int_equal(creds.cache->counters.chain_hits, hits + 1);
+	assert_non_null(tls_conn_peer(&conn));
+	/* Same certificate, signature not made with its key: refused, cached or not. */
+	tamper_cv = 1;
+	expect_refusal("frontend", TLS_ERR_BAD_CERT, 51);
+	assert_int_equal(tamper_cv, 0);
+	assert_int_equal(creds.cache->counters.chain_hits, hits + 2);
+	tls_credentials_set_caching(&creds, 1, 0);
+	tamper_cv = 1;
+	expect_refusal("frontend", TLS_ERR_BAD_CERT, 51);
+	assert_int_equal(creds.cache->counters.chain_hits, hits + 2);
+	/* an expired certificate is never served from the cache: dates are ours */
+	tls_credentials_set_caching(&creds, 1, 1);
+	expect_refusal("expired", TLS_ERR_CERT_EXPIRED, 45);
+}
+
 static int setup(void **state)
 {
 	struct config_trust_bundle b[2];
@@ -627,6 +803,34 @@ static int setup(void **state)
 		return -1;
 	}
 	return 0;
+}
+
+/* The same tests run once per EC backend (tls/ec.h): OpenSSL's libcrypto
+ * and BearSSL's own code must both carry every handshake and refusal. */
+static int setup_backend(enum tls_ec_backend b)
+{
+	if (setup(NULL) != 0)
+		return -1;
+	tls_ec_select(&creds.impl, b);
+	tls_ec_select(&creds_rsa.impl, b);
+	if (creds.impl.ec_backend != b) {
+		fprintf(stderr, "backend %s not available\n", tls_ec_backend_name(b));
+		return -1;
+	}
+	fprintf(stderr, "[ ec backend: %s ]\n", tls_ec_backend_name(b));
+	return 0;
+}
+
+static int setup_openssl(void **state)
+{
+	(void)state;
+	return setup_backend(TLS_EC_OPENSSL);
+}
+
+static int setup_bearssl(void **state)
+{
+	(void)state;
+	return setup_backend(TLS_EC_BEARSSL);
 }
 
 static int teardown(void **state)
@@ -654,7 +858,15 @@ int main(void)
 		cmocka_unit_test(test_rsa_server),
 		cmocka_unit_test(test_credentials_errors),
 		cmocka_unit_test(test_demo_pki),
+		cmocka_unit_test(test_session_resumption_keeps_identity),
+		cmocka_unit_test(test_resumption_asks_authorize_again),
+		cmocka_unit_test(test_resumption_expires_and_is_per_credentials),
+		cmocka_unit_test(test_chain_cache_still_checks_certificate_verify),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	int fails = 0;
+
+	fails += cmocka_run_group_tests_name("tls_openssl_ec", tests, setup_openssl, teardown);
+	fails += cmocka_run_group_tests_name("tls_bearssl_ec", tests, setup_bearssl, teardown);
+	return fails;
 }
