@@ -337,6 +337,52 @@ static const br_x509_class tls_x509_wrap_vtable = {
 	xw_get_pkey,
 };
 
+/* ------------------------------------------------------------ policy wrapper */
+
+static struct tls_conn *conn_of_policy(const br_ssl_server_policy_class **pctx)
+{
+	return (struct tls_conn *)(void *)((char *)pctx - offsetof(struct tls_conn, policy));
+}
+
+/* BearSSL takes X25519 whenever the client offers it: its ServerKeyExchange
+ * code picks from the curve mask it stored while parsing ClientHello
+ * (client's curves AND the engine's). choose() runs in between, so it drops
+ * X25519 from that mask when P-256 is the cheaper curve here and the client
+ * offers it too. */
+static int pw_choose(const br_ssl_server_policy_class **pctx, const br_ssl_server_context *cc,
+		     br_ssl_server_choices *choices)
+{
+	struct tls_conn *c = conn_of_policy(pctx);
+	const struct tls_impls *im = &c->cred->impl;
+	int r = (*c->policy.inner)->choose(c->policy.inner, cc, choices);
+
+	if (r && im->ecdhe_prefer_p256 && (c->sc.curves >> BR_EC_secp256r1) & 1)
+		c->sc.curves &= ~((uint32_t)1 << BR_EC_curve25519);
+	return r;
+}
+
+static uint32_t pw_do_keyx(const br_ssl_server_policy_class **pctx, unsigned char *data, size_t *len)
+{
+	struct tls_conn *c = conn_of_policy(pctx);
+
+	return (*c->policy.inner)->do_keyx(c->policy.inner, data, len);
+}
+
+static size_t pw_do_sign(const br_ssl_server_policy_class **pctx, unsigned algo_id,
+			 unsigned char *data, size_t hv_len, size_t len)
+{
+	struct tls_conn *c = conn_of_policy(pctx);
+
+	return (*c->policy.inner)->do_sign(c->policy.inner, algo_id, data, hv_len, len);
+}
+
+static const br_ssl_server_policy_class tls_policy_wrap_vtable = {
+	sizeof(struct tls_policy_wrap),
+	pw_choose,
+	pw_do_keyx,
+	pw_do_sign,
+};
+
 /* ------------------------------------------------------------ connection */
 
 void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
@@ -391,6 +437,9 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 		br_ssl_server_set_single_rsa(&c->sc, cr->chain, cr->chain_len,
 					     br_skey_decoder_get_rsa(cr->key), BR_KEYTYPE_SIGN,
 					     im->rsa_private, im->rsa_sign);
+	c->policy.vtable = &tls_policy_wrap_vtable;
+	c->policy.inner = c->sc.policy_vtable;
+	br_ssl_server_set_policy(&c->sc, &c->policy.vtable);
 	/* Setting CA names is what makes BearSSL send CertificateRequest; with
 	 * BR_OPT_TOLERATE_NO_CLIENT_AUTH unset, a certificate is required. */
 	br_ssl_server_set_trust_anchor_names_alt(&c->sc, cr->all_anchors, cr->nall_anchors);

@@ -221,6 +221,7 @@ void tls_ec_select(struct tls_impls *im, enum tls_ec_backend backend)
 	im->ec_ecdhe = *im->ec;
 	im->ec_ecdhe.supported_curves &= ((uint32_t)1 << BR_EC_secp256r1) |
 					 ((uint32_t)1 << BR_EC_curve25519);
+	im->ecdhe_prefer_p256 = backend == TLS_EC_OPENSSL;
 }
 
 static void impls_lookup(struct tls_impls *im)

@@ -780,6 +780,35 @@ static void test_chain_cache_still_checks_certificate_verify(void **state)
 	expect_refusal("expired", TLS_ERR_CERT_EXPIRED, 45);
 }
 
+/* ECDHE curve: with OpenSSL's P-256 the server prefers P-256 when the client
+ * offers it (cheaper than BearSSL's X25519); with BearSSL's own code, X25519.
+ * (A TLS 1.2 client must offer P-256 anyway: the certificates are P-256.) */
+static int negotiated_group(const char *groups)
+{
+	struct client cl;
+	int nid;
+
+	client_init(&cl, "frontend", 0);
+	assert_int_equal(SSL_set1_groups_list(cl.ssl, groups), 1);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_true(cl.done);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	nid = SSL_get_negotiated_group(cl.ssl);
+	client_free(&cl);
+	return nid;
+}
+
+static void test_ecdhe_curve_choice(void **state)
+{
+	int both = creds.impl.ec_backend == TLS_EC_OPENSSL ? NID_X9_62_prime256v1 : NID_X25519;
+
+	(void)state;
+	assert_int_equal(negotiated_group("X25519:P-256"), both);
+	assert_int_equal(negotiated_group("P-256:X25519"), both);
+	assert_int_equal(negotiated_group("P-256"), NID_X9_62_prime256v1);
+}
+
 static int setup(void **state)
 {
 	struct config_trust_bundle b[2];
@@ -858,6 +887,7 @@ int main(void)
 		cmocka_unit_test(test_rsa_server),
 		cmocka_unit_test(test_credentials_errors),
 		cmocka_unit_test(test_demo_pki),
+		cmocka_unit_test(test_ecdhe_curve_choice),
 		cmocka_unit_test(test_session_resumption_keeps_identity),
 		cmocka_unit_test(test_resumption_asks_authorize_again),
 		cmocka_unit_test(test_resumption_expires_and_is_per_credentials),
