@@ -17,3 +17,11 @@ bench: bench-deps
 bench-smoke: bench-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/mgbench
 	bash tests/bench/run.sh --smoke $(BENCH_ARGS)
+# In-process server CPU per handshake for each TLS lever (no network).
+.PHONY: bench-tls
+$(BUILD)/bench/tls_bench: tests/bench/tls_bench.c $(CORE_OBJS) $(LWIP_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(CORE_OBJS) $(LWIP_LIB) $(CORE_LIBS) -lssl
+bench-tls: $(BUILD)/bench/tls_bench
+	@bash tests/pki/gen.sh $(BUILD)/pki >/dev/null
+	$(BUILD)/bench/tls_bench 200 5
