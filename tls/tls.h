@@ -224,7 +224,6 @@ int tls_credentials_find_domain(const struct tls_credentials *cr, const char *na
 /* Internal: the br_x509_class wrapper (vtable first, BearSSL style). */
 struct tls_x509_wrap {
 	const br_x509_class *vtable;
-	br_x509_minimal_context minimal;
 	unsigned cert_index;        /* certificates seen in this chain */
 	int minimal_started;
 	int ee_overflow;
@@ -238,6 +237,9 @@ struct tls_x509_wrap {
 	unsigned char ee_hash[32];  /* SHA-256 of the end-entity certificate */
 	size_t ee_len;
 	uint8_t ee[TLS_MAX_CLIENT_CERT];
+	/* Last, and initialised only when a chain is walked (not on a cache
+	 * hit): an idle connection does not keep its pages resident. */
+	br_x509_minimal_context minimal;
 };
 
 /* Internal: wraps the server policy (vtable first) to steer the ECDHE curve. */

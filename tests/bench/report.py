@@ -31,7 +31,8 @@ FIGURES = [
     ("bulk.cpu_pct", "  CPU during bulk, % of a core", None, "{:.0f}"),
     ("idle.cpu_pct", "idle CPU, % of a core", False, "{:.1f}"),
     ("mem.pss_mb", "memory after warm-up (PSS), MB", False, "{:.1f}"),
-    ("idleconns.pss_mb", "memory with {idle} idle mTLS conns (PSS), MB", False, "{:.1f}"),
+    ("idleconns.open", "idle mTLS connections held", None, "{:,.0f}"),
+    ("idleconns.pss_mb", "memory with the idle mTLS conns (PSS), MB", None, "{:.1f}"),
     ("idleconns.kb_per_conn", "  per idle connection, KB", False, "{:.1f}"),
 ]
 REQUIRED = {"handshake": "handshake.rate", "keepalive": "keepalive.rate",

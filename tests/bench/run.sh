@@ -109,7 +109,12 @@ run_memory() {
 	sleep 0.5
 	pss0=$(bench_gw_pss_kb)
 	: >"$fifo"
-	bench_client idle --conns "$BENCH_IDLE_CONNS" --hold 600 >"$fifo" 2>>"$BENCH_WORK/mgbench.err" &
+	local n=$BENCH_IDLE_CONNS
+	if [ "$gw" = haproxy ] && [ $(($(bench_haproxy_maxconn) - 50)) -lt "$n" ]; then
+		n=$(($(bench_haproxy_maxconn) - 50))
+		echo "#   haproxy holds at most $(bench_haproxy_maxconn) connections here (fd limit): $n idle"
+	fi
+	bench_client idle --conns "$n" --hold 600 >"$fifo" 2>>"$BENCH_WORK/mgbench.err" &
 	pid=$!
 	for _ in $(seq 6000); do
 		grep -q idle-ready "$fifo" && break
