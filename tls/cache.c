@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 
 static struct tls_conn *conn_of_cache(const br_ssl_session_cache_class **ctx)
 {
@@ -153,4 +154,42 @@ void tls_chain_cache_store(struct tls_cache *tc, const unsigned char hash[32], i
 	memcpy(e->q, pk->key.ec.q, pk->key.ec.qlen);
 	e->expires = expires;
 	tc->counters.chain_stored++;
+}
+
+int tls_cache_seed(struct tls_cache *tc)
+{
+	unsigned char seed[48];
+
+	tc->drbg_ok = 0;
+	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+		return -1;
+	br_hmac_drbg_init(&tc->drbg, &br_sha256_vtable, seed, sizeof seed);
+	explicit_bzero(seed, sizeof seed);
+	tc->drbg_uses = 0;
+	tc->drbg_ok = 1;
+	return 0;
+}
+
+int tls_cache_seed_engine(struct tls_cache *tc, br_ssl_engine_context *eng)
+{
+	unsigned char seed[32];
+
+	if (tc == NULL || !tc->drbg_ok)
+		return -1;
+	if (++tc->drbg_uses >= TLS_DRBG_RESEED) {
+		unsigned char fresh[32];
+
+		/* A failed reseed keeps the current state: still a sound DRBG. */
+		if (getrandom(fresh, sizeof fresh, GRND_NONBLOCK) == (ssize_t)sizeof fresh)
+			br_hmac_drbg_update(&tc->drbg, fresh, sizeof fresh);
+		explicit_bzero(fresh, sizeof fresh);
+		tc->drbg_uses = 0;
+	}
+	br_hmac_drbg_generate(&tc->drbg, seed, sizeof seed);
+	br_ssl_engine_inject_entropy(eng, seed, sizeof seed);
+	explicit_bzero(seed, sizeof seed);
+	/* BearSSL would still add an OS seed once per engine reset; the
+	 * injected 32 bytes are the full seed (rng_init_done is now 2). */
+	eng->rng_os_rand_done = 1;
+	return 0;
 }

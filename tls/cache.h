@@ -69,8 +69,17 @@ struct tls_cache_counters {
 	uint64_t chain_hits, chain_misses, chain_stored;
 };
 
+/* Per-connection randomness: BearSSL seeds each engine from the OS
+ * (RDRAND or getrandom, ~10 µs here, 3% of a handshake). Instead each
+ * connection gets 32 bytes from this HMAC-DRBG, itself seeded from
+ * getrandom() at load and reseeded every TLS_DRBG_RESEED connections. */
+#define TLS_DRBG_RESEED 4096
+
 struct tls_cache {
 	struct tls_cache_counters counters;
+	br_hmac_drbg_context drbg;
+	unsigned drbg_uses;
+	int drbg_ok;
 	int sessions_enabled, chains_enabled;
 	struct tls_session_entry sessions[TLS_SESSION_CACHE_ENTRIES];
 	struct tls_chain_entry chains[TLS_CHAIN_CACHE_ENTRIES];
@@ -79,6 +88,12 @@ struct tls_cache {
 /* BearSSL session cache class used by tls_conn (the context is the
  * `session_cache_vtable` member of struct tls_conn). */
 extern const br_ssl_session_cache_class tls_session_cache_vtable;
+
+/* Seeds the DRBG from the OS (tls_credentials_load). Returns 0 or -1. */
+int tls_cache_seed(struct tls_cache *tc);
+/* Gives engine `eng` (hashes set, before br_ssl_server_reset) its seed.
+ * Returns 0, or -1 (then BearSSL seeds itself from the OS as usual). */
+int tls_cache_seed_engine(struct tls_cache *tc, br_ssl_engine_context *eng);
 
 /* Chain cache lookup / insert for the x509 wrapper (tls/conn.c). */
 const struct tls_chain_entry *tls_chain_cache_find(struct tls_cache *tc, const unsigned char hash[32],

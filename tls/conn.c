@@ -450,6 +450,7 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 		br_ssl_server_set_cache(&c->sc, &c->session_cache_vtable);
 	}
 	br_ssl_engine_set_buffer(eng, c->iobuf, sizeof c->iobuf, 1);
+	tls_cache_seed_engine(cr->cache, eng);
 	if (!br_ssl_server_reset(&c->sc)) {
 		c->finished = 1;
 		c->error = TLS_ERR_INTERNAL;

@@ -506,6 +506,7 @@ int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, con
 		goto fail;
 	}
 	cr->cache->sessions_enabled = cr->cache->chains_enabled = 1;
+	tls_cache_seed(cr->cache);   /* on failure, engines seed from the OS */
 	return 0;
 fail:
 	tls_credentials_free(cr);

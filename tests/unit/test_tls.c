@@ -809,6 +809,29 @@ static void test_ecdhe_curve_choice(void **state)
 	assert_int_equal(negotiated_group("P-256"), NID_X9_62_prime256v1);
 }
 
+/* Engines are seeded from the credentials' DRBG (tls/cache.h), not from the
+ * OS each time: every handshake must still get its own server random and
+ * ECDHE key. */
+static void test_engine_seeds_differ(void **state)
+{
+	unsigned char r[3][32];
+	struct client cl;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		client_init(&cl, "frontend", 0);
+		tls_conn_reset(&conn, &creds, NULL, NULL);
+		handshake(&cl, &conn);
+		assert_true(cl.done);
+		assert_int_equal(SSL_get_server_random(cl.ssl, r[i], 32), 32);
+		client_free(&cl);
+	}
+	assert_memory_not_equal(r[0], r[1], 32);
+	assert_memory_not_equal(r[1], r[2], 32);
+	assert_memory_not_equal(r[0], r[2], 32);
+	assert_true(creds.cache->drbg_ok);
+}
+
 static int setup(void **state)
 {
 	struct config_trust_bundle b[2];
@@ -888,6 +911,7 @@ int main(void)
 		cmocka_unit_test(test_credentials_errors),
 		cmocka_unit_test(test_demo_pki),
 		cmocka_unit_test(test_ecdhe_curve_choice),
+		cmocka_unit_test(test_engine_seeds_differ),
 		cmocka_unit_test(test_session_resumption_keeps_identity),
 		cmocka_unit_test(test_resumption_asks_authorize_again),
 		cmocka_unit_test(test_resumption_expires_and_is_per_credentials),
