@@ -80,9 +80,63 @@
 #define LWIP_CALLBACK_API               1
 #define LWIP_EVENT_API                  0
 
-#define LWIP_CHKSUM_ALGORITHM           3
 #define CHECKSUM_CHECK_IP               1
 #define CHECKSUM_CHECK_TCP              1
+/* The payload checksum is summed while tcp_write copies the data in, so
+ * tcp_output does not read it a second time. */
+#define LWIP_CHECKSUM_ON_COPY           1
+
+/* Internet checksum (RFC 1071) for LWIP_CHKSUM: the 16-bit one's-complement
+ * sum of the bytes as native-order 16-bit words (a trailing odd byte counts
+ * as if followed by a zero), folded, not inverted -- what lwIP's own
+ * lwip_standard_chksum returns. 32-bit loads into a 64-bit accumulator, four
+ * at a time: about twice as fast as lwIP's algorithm 3, which showed as 8%
+ * of the appliance's CPU in bulk transfers. Tested against a byte-wise
+ * reference in tests/unit/test_net_chksum.c. */
+#include <stdint.h>
+#include <string.h>
+static inline uint16_t meshgate_chksum(const void *dataptr, int len)
+{
+	const unsigned char *p = (const unsigned char *)dataptr;
+	uint64_t sum = 0;
+	uint32_t a, b, c, d;
+	uint16_t h;
+
+	while (len >= 16) {
+		memcpy(&a, p, 4);
+		memcpy(&b, p + 4, 4);
+		memcpy(&c, p + 8, 4);
+		memcpy(&d, p + 12, 4);
+		sum += (uint64_t)a + b + c + d;
+		p += 16;
+		len -= 16;
+	}
+	while (len >= 4) {
+		memcpy(&a, p, 4);
+		sum += a;
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		memcpy(&h, p, 2);
+		sum += h;
+		p += 2;
+		len -= 2;
+	}
+	if (len > 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		sum += (uint32_t)*p << 8;
+#else
+		sum += *p;
+#endif
+	}
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffu) + (sum >> 16);
+	sum = (sum & 0xffffu) + (sum >> 16);
+	return (uint16_t)sum;
+}
+#define LWIP_CHKSUM                     meshgate_chksum
 
 /* Randomness for ISNs and ports: getrandom(2), see net/sys_arch.c. */
 unsigned int meshgate_lwip_rand(void);

@@ -139,8 +139,8 @@ spec:
     - {trustDomain: cluster.local, roots: $BENCH_PKI/ca.pem}
   dpdk: {args: ["--no-huge", "-m", "${BENCH_MG_MEM_MB:-256}"]}
   ports:
-    - {name: outside, device: "net_af_packet0,iface=mgb-c1", address: $MGB_MG_IP/24}
-    - {name: inside, device: "net_af_packet1,iface=mgb-u1", address: $MGB_MG_IN/24}
+    - {name: outside, device: "net_af_packet0,iface=mgb-c1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IP/24}
+    - {name: inside, device: "net_af_packet1,iface=mgb-u1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IN/24}
   services:
     - {name: upstream, namespace: bench, labels: {app: upstream}, endpoints: ["$MGB_UP_IP:8080"]}
   listeners:
