@@ -28,9 +28,10 @@
  * never past the end-entity notAfter. EC keys only (RSA clients are verified
  * in full every time).
  *
- * Threading: the cache is written by handshakes. Credentials whose cache is
- * enabled must be used by one thread at a time (meshgate's single polling
- * loop); see tls_credentials_set_caching(). */
+ * Threading: handshakes write the caches and the seed generator below, so
+ * one set of credentials serves one thread (meshgate's single polling loop).
+ * tls_credentials_set_caching() turns the two caches off (measurements,
+ * tests); the seed generator stays. */
 #ifndef MESHGATE_TLS_CACHE_H
 #define MESHGATE_TLS_CACHE_H
 #include <stdint.h>
