@@ -100,8 +100,10 @@ def main():
                 best = max(pv) if higher else min(pv)
                 if higher and best > 0:
                     ratio = "%.2f×" % (m / best)
-                elif not higher and m > 0:
+                elif not higher and m > 0 and best > 0:
                     ratio = "%.2f×" % (best / m)
+                elif not higher:
+                    ratio = "–"      # a peer at zero: no meaningful ratio
             row += " %s |" % ratio
         lines.append(row)
     errs = {gw: sum(sum(vals.get((gw, f + ".errors"), [0])) for f in
