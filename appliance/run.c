@@ -4,8 +4,9 @@
  *
  * One iteration: every port's RX burst → lwIP; lwIP timers; proxy work; TX
  * flush on every port; console; reload / shutdown requests. When nothing
- * happened for a while, an adaptive back-off sleeps (20 µs doubling to 1 ms)
- * so an idle appliance costs little CPU; --busy-poll never sleeps. */
+ * happened for a while, an adaptive back-off sleeps (20 µs doubling to 50 µs
+ * while traffic is recent, to 1 ms when idle) so an idle appliance costs
+ * little CPU and a loaded one adds little latency; --busy-poll never sleeps. */
 #include "appliance/run.h"
 
 #include <errno.h>
@@ -297,10 +298,16 @@ static void print_demo_help(const struct appliance *a)
 	fflush(stdout);
 }
 
+/* Adaptive polling (see loop()). */
+#define RUN_WARM_MS 200             /* "warm" this long after the last packet */
+#define RUN_WARM_SLEEP_US 50        /* longest sleep while warm */
+#define RUN_COLD_SLEEP_US 1000      /* longest sleep when idle */
+
 static void loop(struct appliance *a)
 {
 	unsigned idle = 0;
 	unsigned sleep_us = 20;
+	uint32_t last_busy_ms = net_now_ms() - RUN_WARM_MS;
 	while (!sig_stop && !a->console.stop_requested) {
 		unsigned rx = 0;
 		for (int i = 0; i < a->nports; i++)
@@ -326,13 +333,21 @@ static void loop(struct appliance *a)
 		if (rx || console_busy) {
 			idle = 0;
 			sleep_us = 20;
+			last_busy_ms = now;
 			continue;
 		}
 		if (a->opt.busy_poll || ++idle < 64)
 			continue;
+		/* Warm (traffic in the last RUN_WARM_MS): sleep at most
+		 * RUN_WARM_SLEEP_US, so a request arriving while we sleep waits
+		 * little. Cold: back off to RUN_COLD_SLEEP_US, so an idle
+		 * appliance costs ~1% of a core. */
+		unsigned cap = now - last_busy_ms < RUN_WARM_MS ? RUN_WARM_SLEEP_US : RUN_COLD_SLEEP_US;
+		if (sleep_us > cap)
+			sleep_us = cap;
 		struct timespec ts = {0, (long)sleep_us * 1000};
 		nanosleep(&ts, NULL);
-		if (sleep_us < 1000)
+		if (sleep_us < cap)
 			sleep_us *= 2;
 	}
 }

@@ -9,6 +9,8 @@
 #   netns mga-up  198.18.21.10      mga-u0 <-veth-> mga-u1 [meshgate inside  198.18.21.2]
 set -u
 . "$(dirname "$0")/../lib.sh"
+exec 9>/run/lock/meshgate-admin.lock   # fixed netns names: one run per machine
+flock 9
 NS_CLI=mga-cli
 NS_UP=mga-up
 MG_OUT=198.18.20.2

@@ -16,6 +16,11 @@ BENCH_WORK=${BENCH_WORK:-$TESTS_TOP/build/bench}
 BENCH_PKI=$TESTS_TOP/build/pki
 BENCH_GW_CPU=${BENCH_GW_CPU:-1}
 BENCH_CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
+# One bench topology per machine at a time (fixed names): a second run (another
+# checkout's suite, say) waits here instead of tearing this one down.
+exec 8>/run/lock/meshgate-bench.lock
+flock 8
+
 NS_CLI=mgb-cli
 NS_GW=mgb-gw
 NS_UP=mgb-up

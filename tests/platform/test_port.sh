@@ -8,6 +8,8 @@
 # Addresses 198.18.8.0/24 only; everything created here is deleted on exit.
 set -u
 source "$(dirname "$0")/../lib.sh"
+exec 9>/run/lock/meshgate-platform.lock   # fixed netns names: one run per machine
+flock 9
 TOP=$TESTS_TOP
 ECHO=$TOP/build/tests/tools/port_echo
 NS=mgp-cli
