@@ -362,6 +362,13 @@ enum filter_reason filter_frame(struct filter *f, struct filter_flows *fl, unsig
 				enum filter_dir dir, const uint8_t *frame, size_t len,
 				uint32_t now_ms)
 {
+	return filter_frame_head(f, fl, port, dir, frame, len, len, now_ms);
+}
+
+enum filter_reason filter_frame_head(struct filter *f, struct filter_flows *fl, unsigned port,
+				     enum filter_dir dir, const uint8_t *frame, size_t len,
+				     size_t wire_len, uint32_t now_ms)
+{
 	if (port >= f->nports)
 		return FILTER_PASS_UNENFORCED;
 	bool enf = f->enforce[port][dir], other = f->enforce[port][!dir];
@@ -385,13 +392,13 @@ enum filter_reason filter_frame(struct filter *f, struct filter_flows *fl, unsig
 		goto judged;
 	}
 	const uint8_t *ip = frame + ETH_HLEN;
-	size_t iplen = len - ETH_HLEN;
+	size_t iplen = len - ETH_HLEN, wire_iplen = (wire_len > len ? wire_len : len) - ETH_HLEN;
 	if (iplen < 20 || (ip[0] >> 4) != 4) {
 		r = FILTER_DROP_MALFORMED;
 		goto judged;
 	}
 	size_t ihl = (size_t)(ip[0] & 0xf) * 4, tot = rd16(ip + 2);
-	if (ihl < 20 || tot < ihl || tot > iplen) {
+	if (ihl < 20 || tot < ihl || tot > wire_iplen || ihl > iplen) {
 		r = FILTER_DROP_MALFORMED;
 		goto judged;
 	}
@@ -402,7 +409,7 @@ enum filter_reason filter_frame(struct filter *f, struct filter_flows *fl, unsig
 	uint8_t proto = ip[9];
 	uint32_t src = rd32(ip + 12), dst = rd32(ip + 16);
 	const uint8_t *l4 = ip + ihl;
-	size_t l4len = tot - ihl;
+	size_t l4len = (tot < iplen ? tot : iplen) - ihl;     /* what is at hand */
 	uint16_t sport = 0, dport = 0;
 	if (proto == FILTER_PROTO_TCP || proto == FILTER_PROTO_UDP) {
 		if (l4len < (proto == FILTER_PROTO_TCP ? 20u : 8u)) {

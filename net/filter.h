@@ -127,6 +127,13 @@ enum filter_reason filter_frame(struct filter *f, struct filter_flows *fl, unsig
 				enum filter_dir dir, const uint8_t *frame, size_t len,
 				uint32_t now_ms);
 
+/* The same when only the first head_len bytes of a wire_len-byte frame are
+ * at hand (a pbuf chain's first buffer: headers are read from head, lengths
+ * are checked against wire_len). */
+enum filter_reason filter_frame_head(struct filter *f, struct filter_flows *fl, unsigned port,
+				     enum filter_dir dir, const uint8_t *head, size_t head_len,
+				     size_t wire_len, uint32_t now_ms);
+
 /* The rule engine alone: index of the first rule (declaration order) that
  * allows proto/peer/dport on port+dir, or -1. For tests and benchmarks. */
 long filter_match(const struct filter *f, unsigned port, enum filter_dir dir, uint8_t proto,

@@ -145,6 +145,14 @@ static void test_frames(void **state)
 	fr.b[14 + 6] = 0x00, fr.b[14 + 7] = 0x10;      /* offset 128 */
 	assert_int_equal(filter_frame(f, NULL, 0, FILTER_INGRESS, fr.b, fr.n, 0), FILTER_DROP_FRAGMENT);
 	assert_int_equal(filter_count(f, 0, FILTER_INGRESS, FILTER_DROP_FRAGMENT), 2);
+	/* headers only (a pbuf's first buffer): lengths are checked against the
+	 * whole frame */
+	ff_ipv4(&fr, 6, IP4(1, 1, 1, 1), GW, 1, 443);
+	ff_put16(fr.b + 14 + 2, 1400);
+	assert_int_equal(filter_frame(f, NULL, 0, FILTER_INGRESS, fr.b, fr.n, 0), FILTER_DROP_MALFORMED);
+	assert_int_equal(filter_frame_head(f, NULL, 0, FILTER_INGRESS, fr.b, fr.n, 14 + 1400, 0), FILTER_PASS_LOCAL);
+	assert_int_equal(filter_frame_head(f, NULL, 0, FILTER_INGRESS, fr.b, fr.n, 14 + 1399, 0), FILTER_DROP_MALFORMED);
+	assert_int_equal(filter_frame_head(f, NULL, 0, FILTER_INGRESS, fr.b, 14 + 20 + 10, 14 + 1400, 0), FILTER_DROP_MALFORMED);
 	assert_int_equal(filter_count(f, 0, FILTER_INGRESS, FILTER_DROP_NON_IPV4), 2);
 	filter_free(f);
 }

@@ -1,0 +1,305 @@
+/* The egress area in the run loop: see run_egress.h. lwIP headers only (no
+ * DPDK here). */
+#include "appliance/run_egress.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "lwip/ip_addr.h"
+#include "lwip/pbuf.h"
+#include "lwip/udp.h"
+
+#include "appliance/config.h"
+#include "appliance/egress.h"
+#include "appliance/run_internal.h"
+#include "net/dns.h"
+#include "net/filter.h"
+#include "net/stack.h"
+
+#define RUN_DNS_RL_SETS 1024        /* x 4 ways: live sources tracked per port */
+#define RUN_DNS_MAX_QUERY 1500      /* one Ethernet frame of UDP payload at most */
+
+struct dns_port {
+	struct run_egress *re;
+	struct udp_pcb *pcb;
+	int port;                   /* config port index */
+	struct egress_dns_arg arg;
+	struct dns_responder resp;
+	struct dns_rl_entry *rl;
+	uint64_t send_failed, forward_unsupported;
+};
+
+struct run_egress {
+	const struct config *cfg;
+	struct filter *filter;      /* NULL: no networkPolicies */
+	struct filter_flows *flows;
+	struct egress *engine;      /* NULL: no spec.egress */
+	struct dns_port dns[CONFIG_MAX_PORTS];
+	int ndns;
+};
+
+static void free_state(struct run_egress *re)
+{
+	if (!re)
+		return;
+	for (int i = 0; i < re->ndns; i++) {
+		if (re->dns[i].pcb)
+			udp_remove(re->dns[i].pcb);
+		free(re->dns[i].rl);
+	}
+	filter_free(re->filter);
+	filter_flows_free(re->flows);
+	egress_free(re->engine);
+	free(re);
+}
+
+void run_egress_abort(struct run_egress *re)
+{
+	free_state(re);
+}
+
+static int build_filter(struct run_egress *re, const struct config *cfg, char *err, size_t errlen)
+{
+	const struct egress_config *E = cfg->egress;
+	struct filter_config fc;
+	memset(&fc, 0, sizeof fc);
+	fc.rules = E->rules;
+	fc.nrules = E->nrules;
+	fc.ngroups = E->ngroups;
+	fc.nports = (unsigned)cfg->nports;
+	for (int p = 0; p < cfg->nports; p++) {
+		fc.enforce[p][FILTER_INGRESS] = E->enforce[p][FILTER_INGRESS];
+		fc.enforce[p][FILTER_EGRESS] = E->enforce[p][FILTER_EGRESS];
+		fc.local_addr[p] = ntohl(cfg->ports[p].address);
+	}
+	/* local services: the listeners, the DNS responder and the egress
+	 * listener ports (ServiceEntry port numbers) on the inside ports */
+	size_t cap = (size_t)cfg->nlisteners + 2 * CONFIG_MAX_PORTS, n = 0;
+	for (int e = 0; E->enabled && e < E->nentries; e++)
+		cap += (size_t)E->entries[e].nports * (size_t)E->ninside;
+	struct filter_local *locals = calloc(cap, sizeof *locals);
+	if (!locals) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < cfg->nlisteners; i++)
+		locals[n++] = (struct filter_local){(uint8_t)cfg->listeners[i].port, FILTER_PROTO_TCP,
+						    cfg->listeners[i].listen};
+	for (int k = 0; E->enabled && k < E->ninside; k++) {
+		uint8_t p = (uint8_t)E->inside[k];
+		if (E->dns) {
+			locals[n++] = (struct filter_local){p, FILTER_PROTO_UDP, DNS_PORT};
+			locals[n++] = (struct filter_local){p, FILTER_PROTO_TCP, DNS_PORT};
+		}
+		for (int e = 0; e < E->nentries; e++)
+			for (int q = 0; q < E->entries[e].nports; q++)
+				locals[n++] = (struct filter_local){p, FILTER_PROTO_TCP, E->entries[e].ports[q].number};
+	}
+	fc.locals = locals;
+	fc.nlocals = n;
+	re->filter = filter_new(&fc, err, errlen);
+	free(locals);
+	return re->filter ? 0 : -1;
+}
+
+int run_egress_prepare(struct appliance *a, const struct config *cfg, struct run_egress **out,
+		       char *err, size_t errlen)
+{
+	*out = NULL;
+	const struct egress_config *E = cfg->egress;
+	if (!E || (!E->enabled && !E->npolicies))
+		return 0;
+	struct run_egress *re = calloc(1, sizeof *re);
+	if (!re) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	re->cfg = cfg;
+	if (E->npolicies && build_filter(re, cfg, err, errlen) != 0)
+		goto fail;
+	if (E->enabled) {
+		re->engine = egress_new(E, a->egress ? a->egress->engine : NULL, err, errlen);
+		if (!re->engine)
+			goto fail;
+		for (int k = 0; E->dns && k < E->ninside; k++) {
+			struct dns_port *dp = &re->dns[re->ndns++];
+			dp->re = re;
+			dp->port = E->inside[k];
+			dp->arg = (struct egress_dns_arg){re->engine, cfg->ports[dp->port].address};
+			dp->rl = calloc((size_t)RUN_DNS_RL_SETS * DNS_RL_WAYS, sizeof *dp->rl);
+			if (!dp->rl) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			uint32_t seed = 0;
+			if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+				seed = (uint32_t)(uintptr_t)dp;
+			dp->resp = (struct dns_responder){
+				.lookup = egress_dns_lookup, .lookup_arg = &dp->arg,
+				.allow_any = E->mode == EGRESS_MODE_ALLOW_ANY, .unknown = E->dns_unknown,
+				.ttl = E->dns_ttl,
+				.rl = {.table = dp->rl, .nsets = RUN_DNS_RL_SETS, .seed = seed,
+				       .rate_per_s = E->dns_rate, .burst = E->dns_burst},
+			};
+		}
+	}
+	*out = re;
+	return 0;
+fail:
+	free_state(re);
+	return -1;
+}
+
+static void dns_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	struct dns_port *dp = arg;
+	static uint8_t in[RUN_DNS_MAX_QUERY];
+	uint8_t out[DNS_ANSWER_MAX];
+	size_t n = pbuf_copy_partial(p, in, sizeof in, 0), olen = 0;
+	pbuf_free(p);
+	enum dns_action act = dns_respond(&dp->resp, ip_2_ip4(addr)->addr, net_now_ms(), in, n, out,
+					  sizeof out, &olen);
+	if (act == DNS_ACTION_FORWARD) {
+		/* ALLOW_ANY forwarding upstream is not wired yet: say so with
+		 * SERVFAIL rather than silence, and count it */
+		struct dns_query q;
+		dp->forward_unsupported++;
+		if (dns_parse_query(in, n, &q) != DNS_OK)
+			return;
+		olen = dns_build_answer(&q, DNS_RCODE_SERVFAIL, 0, 0, out, sizeof out);
+		act = olen ? DNS_ACTION_REPLY : DNS_ACTION_DROP;
+	}
+	if (act != DNS_ACTION_REPLY)
+		return;
+	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)olen, PBUF_RAM);
+	if (!r) {
+		dp->send_failed++;
+		return;
+	}
+	memcpy(r->payload, out, olen);
+	if (udp_sendto(pcb, r, addr, port) != ERR_OK)
+		dp->send_failed++;
+	pbuf_free(r);
+}
+
+static int port_of(const struct appliance *a, const struct net_if *nif)
+{
+	for (int i = 0; i < a->nports; i++)
+		if (a->ifs[i] == nif)
+			return i;
+	return -1;
+}
+
+static bool tx_filter(void *arg, struct net_if *nif, const void *head, uint16_t head_len,
+		      uint16_t frame_len)
+{
+	struct appliance *a = arg;
+	struct run_egress *re = a->egress;
+	int p = port_of(a, nif);
+	if (!re || !re->filter || p < 0)
+		return true;
+	return filter_reason_passes(filter_frame_head(re->filter, re->flows, (unsigned)p, FILTER_EGRESS,
+						      head, head_len, frame_len, net_now_ms()));
+}
+
+bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, uint16_t len)
+{
+	struct run_egress *re = a->egress;
+	int p;
+	if (!re || !re->filter || (p = port_of(a, nif)) < 0)
+		return true;
+	return filter_reason_passes(filter_frame(re->filter, re->flows, (unsigned)p, FILTER_INGRESS,
+						 frame, len, net_now_ms()));
+}
+
+void run_egress_commit(struct appliance *a, struct run_egress *re)
+{
+	struct run_egress *old = a->egress;
+	if (re && re->filter) {
+		/* established flows survive a reload */
+		if (old && old->flows) {
+			re->flows = old->flows;
+			old->flows = NULL;
+		} else {
+			uint32_t seed = 0, cap = re->cfg->limits.max_connections > 1024
+							 ? 4 * re->cfg->limits.max_connections : 4096;
+			if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+				seed = 0x9e3779b9u;
+			re->flows = filter_flows_new(cap, seed);
+			if (!re->flows)
+				fprintf(stderr, "meshgate: filter: no memory for the flow table; replies are not tracked\n");
+		}
+	}
+	free_state(old);
+	a->egress = re;
+	net_set_tx_filter(re && re->filter ? tx_filter : NULL, a);
+	for (int i = 0; re && i < re->ndns; i++) {
+		struct dns_port *dp = &re->dns[i];
+		ip4_addr_t any_on_port;
+		any_on_port.addr = re->cfg->ports[dp->port].address;
+		dp->pcb = udp_new();
+		if (!dp->pcb || udp_bind(dp->pcb, &any_on_port, DNS_PORT) != ERR_OK) {
+			fprintf(stderr, "meshgate: egress: cannot bind the DNS responder on port %s\n",
+				re->cfg->ports[dp->port].name);
+			if (dp->pcb)
+				udp_remove(dp->pcb);
+			dp->pcb = NULL;
+			continue;
+		}
+		udp_recv(dp->pcb, dns_recv, dp);
+	}
+}
+
+void run_egress_report(const struct appliance *a, FILE *out)
+{
+	const struct run_egress *re = a->egress;
+	if (!re)
+		return;
+	const struct config *cfg = re->cfg;
+	const struct egress_config *E = cfg->egress;
+	static const char *const dirs[2] = {"ingress", "egress"};
+	for (int p = 0; re->filter && p < cfg->nports; p++)
+		for (int d = 0; d < 2; d++) {
+			if (!E->enforce[p][d])
+				continue;
+			fprintf(out, "filter %s %s", cfg->ports[p].name, dirs[d]);
+			for (int r = 0; r < FILTER_NREASONS; r++)
+				fprintf(out, " %s=%llu", filter_reason_name((enum filter_reason)r),
+					(unsigned long long)filter_count(re->filter, (unsigned)p, (enum filter_dir)d,
+									 (enum filter_reason)r));
+			fprintf(out, "\n");
+		}
+	for (uint32_t g = 0; re->filter && g < E->ngroups; g++)
+		fprintf(out, "filter-rule %s %s[%d] packets=%llu\n", E->groups[g].policy, dirs[E->groups[g].dir],
+			E->groups[g].rule, (unsigned long long)filter_group_hits(re->filter, g));
+	for (int i = 0; i < re->ndns; i++) {
+		const struct dns_port *dp = &re->dns[i];
+		const struct dns_counters *c = &dp->resp.counters;
+		fprintf(out, "dns %s received=%llu answered=%llu nodata=%llu nxdomain=%llu refused=%llu "
+			"formerr=%llu notimp=%llu ratelimited=%llu dropped=%llu forward_unsupported=%llu send_failed=%llu\n",
+			cfg->ports[dp->port].name, (unsigned long long)c->received, (unsigned long long)c->answered,
+			(unsigned long long)c->nodata, (unsigned long long)c->nxdomain, (unsigned long long)c->refused,
+			(unsigned long long)c->formerr, (unsigned long long)c->notimp,
+			(unsigned long long)c->ratelimited,
+			(unsigned long long)(c->dropped_short + c->dropped_response),
+			(unsigned long long)dp->forward_unsupported, (unsigned long long)dp->send_failed);
+	}
+	if (re->engine) {
+		const struct egress_counters *c = egress_counters(re->engine);
+		fprintf(out, "egress allocations=%llu alloc_full=%llu\n", (unsigned long long)c->allocations,
+			(unsigned long long)c->alloc_full);
+	}
+}
+
+void run_egress_stop(struct appliance *a)
+{
+	if (!a->egress)
+		return;
+	run_egress_report(a, stdout);
+	fflush(stdout);
+	net_set_tx_filter(NULL, NULL);
+	free_state(a->egress);
+	a->egress = NULL;
+}
