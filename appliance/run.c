@@ -329,6 +329,7 @@ static void loop(struct appliance *a)
 		admin_app_poll(a->admin, now);
 		if (a->nretired)
 			retired_sweep(a, now, false);
+		run_egress_poll(a, now);
 		for (int i = 0; i < a->nports; i++)
 			port_tx_flush(a->ports[i]);
 		bool console_busy = run_console_poll(&a->console, now);

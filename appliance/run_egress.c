@@ -13,6 +13,7 @@
 
 #include "appliance/config.h"
 #include "appliance/egress.h"
+#include "appliance/proxy_egress.h"
 #include "appliance/run_internal.h"
 #include "net/dns.h"
 #include "net/filter.h"
@@ -38,6 +39,7 @@ struct run_egress {
 	struct egress *engine;      /* NULL: no spec.egress */
 	struct dns_port dns[CONFIG_MAX_PORTS];
 	int ndns;
+	struct egress_proxy *proxy; /* the TLS splice; moves to the next state on reload */
 };
 
 static void free_state(struct run_egress *re)
@@ -49,6 +51,7 @@ static void free_state(struct run_egress *re)
 			udp_remove(re->dns[i].pcb);
 		free(re->dns[i].rl);
 	}
+	egress_proxy_free(re->proxy);
 	filter_free(re->filter);
 	filter_flows_free(re->flows);
 	egress_free(re->engine);
@@ -214,9 +217,30 @@ bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, u
 						 frame, len, net_now_ms()));
 }
 
+static void proxy_log(void *arg, const char *line)
+{
+	struct appliance *a = arg;
+	run_console_log(&a->console, line);
+}
+
 void run_egress_commit(struct appliance *a, struct run_egress *re)
 {
 	struct run_egress *old = a->egress;
+	if (re && re->engine) {
+		/* open splices carry on under the new config */
+		if (old && old->proxy) {
+			re->proxy = old->proxy;
+			old->proxy = NULL;
+		} else {
+			unsigned n = re->cfg->limits.max_connections < 256 ? re->cfg->limits.max_connections : 256;
+			re->proxy = egress_proxy_new(n, proxy_log, a);
+			if (!re->proxy)
+				fprintf(stderr, "meshgate: egress: no memory for the splice pool\n");
+		}
+		char err[256];
+		if (re->proxy && egress_proxy_apply(re->proxy, re->cfg, re->engine, err, sizeof err) != 0)
+			fprintf(stderr, "meshgate: egress: %s\n", err);
+	}
 	if (re && re->filter) {
 		/* established flows survive a reload */
 		if (old && old->flows) {
@@ -288,9 +312,28 @@ void run_egress_report(const struct appliance *a, FILE *out)
 	}
 	if (re->engine) {
 		const struct egress_counters *c = egress_counters(re->engine);
-		fprintf(out, "egress allocations=%llu alloc_full=%llu\n", (unsigned long long)c->allocations,
-			(unsigned long long)c->alloc_full);
+		fprintf(out, "egress allocations=%llu alloc_full=%llu allowed=%llu allowed_any=%llu denied_host=%llu "
+			"denied_port=%llu denied_protocol=%llu denied_no_host=%llu\n",
+			(unsigned long long)c->allocations, (unsigned long long)c->alloc_full,
+			(unsigned long long)c->allowed, (unsigned long long)c->allowed_any,
+			(unsigned long long)c->denied_host, (unsigned long long)c->denied_port,
+			(unsigned long long)c->denied_protocol, (unsigned long long)c->denied_no_host);
 	}
+	if (re->proxy) {
+		const struct egress_proxy_counters *c = egress_proxy_counters(re->proxy);
+		fprintf(out, "egress-splice accepted=%llu spliced=%llu refused=%llu pool_empty=%llu peek_timeout=%llu "
+			"no_upstream=%llu connect_failed=%llu bytes_out=%llu bytes_in=%llu\n",
+			(unsigned long long)c->accepted, (unsigned long long)c->spliced, (unsigned long long)c->refused,
+			(unsigned long long)c->pool_empty, (unsigned long long)c->peek_timeout,
+			(unsigned long long)c->no_upstream, (unsigned long long)c->connect_failed,
+			(unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in);
+	}
+}
+
+void run_egress_poll(struct appliance *a, uint32_t now_ms)
+{
+	if (a->egress && a->egress->proxy)
+		egress_proxy_poll(a->egress->proxy, now_ms);
 }
 
 void run_egress_stop(struct appliance *a)

@@ -34,6 +34,9 @@ bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, u
  * line each. */
 void run_egress_report(const struct appliance *a, FILE *out);
 
+/* Every loop iteration: closes finished splices, peek timeouts. */
+void run_egress_poll(struct appliance *a, uint32_t now_ms);
+
 /* Prints the report to stdout and releases everything. */
 void run_egress_stop(struct appliance *a);
 
