@@ -203,6 +203,93 @@ enum egress_sni egress_sni_peek(const uint8_t *buf, size_t len, char out[EGRESS_
 	return r;
 }
 
+/* ------------------------------------------------------------ HTTP Host */
+
+static bool ieq(const uint8_t *a, size_t n, const char *b)
+{
+	if (strlen(b) != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = a[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (uint8_t)(c + 32);
+		if (c != (uint8_t)b[i])
+			return false;
+	}
+	return true;
+}
+
+static enum egress_sni http_host(const uint8_t *buf, size_t len, char out[EGRESS_MAX_HOST])
+{
+	size_t lim = len < EGRESS_SNI_MAX_HELLO ? len : EGRESS_SNI_MAX_HELLO, end = 0;
+	/* the request line: METHOD SP target SP HTTP/1.x, method a token */
+	size_t i = 0;
+	while (i < lim && buf[i] >= 'A' && buf[i] <= 'Z')
+		i++;
+	if (i == lim)
+		return len >= EGRESS_SNI_MAX_HELLO ? EGRESS_SNI_TOO_BIG : EGRESS_SNI_NEED_MORE;
+	if (i == 0 || buf[i] != ' ')
+		return EGRESS_SNI_MALFORMED;
+	for (size_t k = 0; k + 3 < lim; k++)
+		if (buf[k] == '\r' && buf[k + 1] == '\n' && buf[k + 2] == '\r' && buf[k + 3] == '\n') {
+			end = k + 2;
+			break;
+		}
+	const uint8_t *eol = memchr(buf, '\n', lim);
+	if (eol && (eol == buf || eol[-1] != '\r' || eol - buf < 11 ||
+		    memcmp(eol - 10, " HTTP/1.", 8) != 0))
+		return EGRESS_SNI_MALFORMED;
+	if (!end)
+		return len >= EGRESS_SNI_MAX_HELLO ? EGRESS_SNI_TOO_BIG : EGRESS_SNI_NEED_MORE;
+	int found = 0;
+	size_t pos = (size_t)(eol - buf) + 1;
+	while (pos < end) {
+		const uint8_t *nl = memchr(buf + pos, '\n', end - pos);
+		if (!nl || nl == buf + pos || nl[-1] != '\r')
+			return EGRESS_SNI_MALFORMED;
+		size_t line_end = (size_t)(nl - buf) - 1;       /* at the CR */
+		if (buf[pos] == ' ' || buf[pos] == '\t')
+			return EGRESS_SNI_MALFORMED;            /* obsolete line folding */
+		const uint8_t *colon = memchr(buf + pos, ':', line_end - pos);
+		if (!colon || colon == buf + pos)
+			return EGRESS_SNI_MALFORMED;
+		size_t nlen = (size_t)(colon - (buf + pos));
+		if (ieq(buf + pos, nlen, "host")) {
+			if (found++)
+				return EGRESS_SNI_MALFORMED;    /* two Host headers: ambiguous */
+			size_t v = (size_t)(colon - buf) + 1, ve = line_end;
+			while (v < ve && (buf[v] == ' ' || buf[v] == '\t'))
+				v++;
+			while (ve > v && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t'))
+				ve--;
+			const uint8_t *pc = memchr(buf + v, ':', ve - v);
+			if (pc) {
+				for (const uint8_t *d = pc + 1; d < buf + ve; d++)
+					if (*d < '0' || *d > '9')
+						return EGRESS_SNI_MALFORMED;
+				ve = (size_t)(pc - buf);
+			}
+			if (ve == v || ve - v > 253 || memchr(buf + v, 0, ve - v))
+				return EGRESS_SNI_MALFORMED;
+			memcpy(out, buf + v, ve - v);
+			out[ve - v] = '\0';
+			if (!egress_host_valid(out, false))
+				return EGRESS_SNI_MALFORMED;
+		}
+		pos = (size_t)(nl - buf) + 1;
+	}
+	return found ? EGRESS_SNI_FOUND : EGRESS_SNI_NONE;
+}
+
+enum egress_sni egress_http_host(const uint8_t *buf, size_t len, char out[EGRESS_MAX_HOST])
+{
+	out[0] = '\0';
+	enum egress_sni r = http_host(buf, len, out);
+	if (r != EGRESS_SNI_FOUND)
+		out[0] = '\0';
+	return r;
+}
+
 /* ------------------------------------------------------------ engine */
 
 struct host_ref { const char *name; int entry; };

@@ -140,6 +140,14 @@ enum egress_sni {
 enum egress_sni egress_sni_peek(const uint8_t *buf, size_t len, char out[EGRESS_MAX_HOST]);
 const char *egress_sni_name(enum egress_sni r);
 
+/* The Host header of a plain HTTP/1.x request head at the start of buf
+ * (exactly one Host header, CRLF lines, no obsolete folding; the port is
+ * dropped, the name lower-cased and checked like a ServiceEntry host).
+ * FOUND / NEED_MORE (head incomplete) / NONE (no Host header) / MALFORMED
+ * (not an HTTP/1.x head, several Host headers, bad name) / TOO_BIG (no end
+ * of head within EGRESS_SNI_MAX_HELLO bytes). */
+enum egress_sni egress_http_host(const uint8_t *buf, size_t len, char out[EGRESS_MAX_HOST]);
+
 /* ---- the engine */
 enum egress_verdict {
 	EGRESS_ALLOW,               /* a ServiceEntry allows it */

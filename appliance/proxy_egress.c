@@ -244,12 +244,18 @@ static bool upstream_for(const struct egress_entry *s, int port, uint32_t *ip, u
 	return false;
 }
 
-/* The ClientHello is complete (or never will be): decide and connect. */
-static void decide(struct eg_conn *c, enum egress_sni r)
+/* The head is complete (or never will be): decide and connect. `seen` is
+ * TLS (ClientHello, host = SNI), HTTP (host = Host header) or TCP (by
+ * address); `r` says how reading the host went. */
+static void decide(struct eg_conn *c, enum egress_protocol seen, enum egress_sni r)
 {
 	struct egress_proxy *ep = c->ep;
 	struct egress_decision d;
-	enum egress_protocol seen = r == EGRESS_SNI_FOUND || r == EGRESS_SNI_NONE ? EGRESS_PROTO_TLS : EGRESS_PROTO_TCP;
+	if (r != EGRESS_SNI_FOUND && r != EGRESS_SNI_NONE && seen != EGRESS_PROTO_TCP) {
+		ep->c.refused++;
+		conn_kill(c, true, egress_sni_name(r));
+		return;
+	}
 	egress_decide(ep->engine, seen, r == EGRESS_SNI_FOUND ? c->host : NULL, c->dst_be, c->dport, &d);
 	if (d.host[0])
 		snprintf(c->host, sizeof c->host, "%s", d.host);
@@ -257,8 +263,7 @@ static void decide(struct eg_conn *c, enum egress_sni r)
 		/* ALLOW_ANY with no declared destination has nowhere to send it
 		 * either: the splice goes to declared addresses only */
 		ep->c.refused++;
-		conn_kill(c, true, r == EGRESS_SNI_FOUND || r == EGRESS_SNI_NONE ? egress_verdict_name(d.verdict)
-									    : egress_sni_name(r));
+		conn_kill(c, true, egress_verdict_name(d.verdict));
 		return;
 	}
 	const struct egress_entry *s = &ep->cfg->egress->entries[d.entry];
@@ -320,10 +325,17 @@ static err_t down_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err
 	tcp_recved(pcb, p->tot_len);
 	bool overflow = n < p->tot_len;
 	pbuf_free(p);
+	enum egress_protocol seen = EGRESS_PROTO_TLS;
 	enum egress_sni r = egress_sni_peek(c->peek, c->peek_len, c->host);
+	if (r == EGRESS_SNI_NOT_TLS) {
+		seen = EGRESS_PROTO_HTTP;
+		r = egress_http_host(c->peek, c->peek_len, c->host);
+		if (r == EGRESS_SNI_MALFORMED && c->peek_len >= 4 && !(c->peek[0] >= 'A' && c->peek[0] <= 'Z'))
+			seen = EGRESS_PROTO_TCP;    /* neither TLS nor HTTP: by address */
+	}
 	if (r == EGRESS_SNI_NEED_MORE && !overflow)
 		return ERR_OK;
-	decide(c, r == EGRESS_SNI_NEED_MORE ? EGRESS_SNI_TOO_BIG : r);
+	decide(c, seen, r == EGRESS_SNI_NEED_MORE ? EGRESS_SNI_TOO_BIG : r);
 	return ERR_OK;
 }
 

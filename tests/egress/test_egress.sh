@@ -73,6 +73,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-keyout "$WORK/srv.key" -out "$WORK/srv.pem" >/dev/null 2>&1
 ip netns exec $NET openssl s_server -accept 443 -cert "$WORK/srv.pem" -key "$WORK/srv.key" -www -quiet \
 	>"$WORK/s_server.log" 2>&1 &
+echo "plain http upstream" >"$WORK/index.txt"
+ip netns exec $NET python3 -m http.server 80 --bind $SRV --directory "$WORK" >"$WORK/http.log" 2>&1 &
 
 cat >"$WORK/egress.yaml" <<YAML
 apiVersion: meshgate.dev/v1alpha1
@@ -111,7 +113,7 @@ spec:
   hosts: [allowed.example, "*.cdn.example"]
   resolution: STATIC
   endpoints: [{address: $SRV}]
-  ports: [{number: 443, name: tls, protocol: TLS}]
+  ports: [{number: 443, name: tls, protocol: TLS}, {number: 80, name: http, protocol: HTTP}]
 YAML
 
 "$MESHGATE" run --config "$WORK/egress.yaml" --console none >"$WORK/meshgate.log" 2>&1 &
@@ -169,6 +171,13 @@ if in_ns curl -sS --max-time 10 -k --resolve evil.example:443:$GW https://evil.e
 else
 	ok "an undeclared host is refused"
 fi
+body=$(in_ns curl -sS --max-time 10 --resolve allowed.example:80:$GW http://allowed.example/index.txt 2>&1)
+expect_eq "plain HTTP to allowed.example, routed by its Host header" "$body" "plain http upstream"
+if in_ns curl -sS --max-time 10 --resolve evil.example:80:$GW http://evil.example/index.txt >/dev/null 2>&1; then
+	not_ok "plain HTTP to an undeclared Host is refused"
+else
+	ok "plain HTTP to an undeclared Host is refused"
+fi
 if in_ns curl -sS --max-time 10 -k https://$GW/ >/dev/null 2>&1; then
 	not_ok "a ClientHello without a server name is refused"
 else
@@ -191,9 +200,9 @@ MG_PID=
 grep -E '^(filter|filter-rule|dns|egress|egress-splice) ' "$WORK/meshgate.log" | sed 's/^/# /'
 line=$(grep '^filter inside ingress ' "$WORK/meshgate.log")
 dd=$(echo "$line" | sed -n 's/.* default-deny=\([0-9]*\).*/\1/p')
-# 1024 SYNs minus 22 (rule), 53 (DNS over TCP port) and 443 (egress port),
-# plus the spoofed source's SYN to 22 and the SYN to an outside address
-expect_eq "default-deny count = SYNs sent to closed ports" "$dd" "1023"
+# 1024 SYNs minus 22 (rule), 53 (DNS over TCP port), 80 and 443 (egress
+# ports), plus the spoofed source's SYN to 22 and the SYN to an outside address
+expect_eq "default-deny count = SYNs sent to closed ports" "$dd" "1022"
 r0=$(sed -n 's/^filter-rule inside-admin ingress\[0\] packets=\([0-9]*\)$/\1/p' "$WORK/meshgate.log")
 expect_eq "rule ingress[0] (TCP 22 from $CLI/32) counted the one SYN" "$r0" "1"
 r1=$(sed -n 's/^filter-rule inside-admin ingress\[1\] packets=\([0-9]*\)$/\1/p' "$WORK/meshgate.log")
@@ -202,7 +211,7 @@ r1=$(sed -n 's/^filter-rule inside-admin ingress\[1\] packets=\([0-9]*\)$/\1/p' 
 expect_eq "rule ingress[1] (ICMP) counted the first echo request" "$r1" "1"
 est=$(echo "$line" | sed -n 's/.* established=\([0-9]*\).*/\1/p')
 [ "${est:-0}" -ge 2 ] && ok "established flows counted ($est)" || not_ok "established flows counted (got '$est')"
-for want in spliced=2 refused=2; do
+for want in spliced=3 refused=3; do
 	case " $(grep '^egress-splice ' "$WORK/meshgate.log") " in *" $want "*) ok "splice counter $want";;
 		*) not_ok "splice counter $want";; esac
 done

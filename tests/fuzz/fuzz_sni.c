@@ -1,4 +1,4 @@
-/* Fuzz target for egress_sni_peek (appliance/egress.c).
+/* Fuzz target for egress_sni_peek and egress_http_host (appliance/egress.c).
  *
  * For each input: the result on the whole input is a valid enum, FOUND gives
  * a non-empty valid lower-case host name and any other result an empty one;
@@ -22,13 +22,12 @@ static void fuzz_sni_fail(const char *what, size_t at)
 	abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+typedef enum egress_sni (*peek_fn)(const uint8_t *buf, size_t len, char out[EGRESS_MAX_HOST]);
+
+static void fuzz_one(peek_fn peek, const uint8_t *data, size_t size)
 {
 	char full[EGRESS_MAX_HOST], part[EGRESS_MAX_HOST], check[EGRESS_MAX_HOST];
-	if (size > EGRESS_SNI_MAX_HELLO + 4096)
-		return 0;
-	enum egress_sni r = egress_sni_peek(data, size, full);
+	enum egress_sni r = peek(data, size, full);
 	if ((unsigned)r > EGRESS_SNI_TOO_BIG)
 		fuzz_sni_fail("result out of range", size);
 	if (r == EGRESS_SNI_FOUND) {
@@ -40,12 +39,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	size_t step = size > 2048 ? size / 512 : 1;
 	for (size_t k = 0; k < size; k += step) {
-		enum egress_sni p = egress_sni_peek(data, k, part);
+		enum egress_sni p = peek(data, k, part);
 		if (p == EGRESS_SNI_NEED_MORE)
 			continue;
 		if (p != r || strcmp(part, full))
 			fuzz_sni_fail("a prefix decided differently from the whole", k);
 	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size > EGRESS_SNI_MAX_HELLO + 4096)
+		return 0;
+	fuzz_one(egress_sni_peek, data, size);
+	fuzz_one(egress_http_host, data, size);
 	return 0;
 }
 

@@ -386,6 +386,32 @@ static void test_sni_crafted(void **state)
 	assert_int_equal(egress_sni_peek(buf, n, name), EGRESS_SNI_MALFORMED);
 }
 
+static void test_http_host(void **state)
+{
+	char name[EGRESS_MAX_HOST];
+#define H(s) (const uint8_t *)(s), strlen(s)
+	const char *good = "GET /x HTTP/1.1\r\nUser-Agent: t\r\nhOsT:  Allowed.Example:8080 \r\nAccept: */*\r\n\r\n";
+	assert_int_equal(egress_http_host(H(good), name), EGRESS_SNI_FOUND);
+	assert_string_equal(name, "allowed.example");
+	for (size_t k = 0; k < strlen(good); k++)
+		assert_int_equal(egress_http_host((const uint8_t *)good, k, name), EGRESS_SNI_NEED_MORE);
+	assert_int_equal(egress_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"), name), EGRESS_SNI_NONE);
+	assert_int_equal(egress_http_host(H("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"), name),
+			 EGRESS_SNI_MALFORMED);
+	assert_int_equal(egress_http_host(H("GET / HTTP/1.1\r\nHost: a.example\r\n x\r\n\r\n"), name), EGRESS_SNI_MALFORMED);
+	assert_int_equal(egress_http_host(H("GET / HTTP/1.1\nHost: a.example\n\n"), name), EGRESS_SNI_MALFORMED);
+	assert_int_equal(egress_http_host(H("GET / HTTP/2.0\r\nHost: a.example\r\n\r\n"), name), EGRESS_SNI_MALFORMED);
+	assert_int_equal(egress_http_host(H("GET / HTTP/1.1\r\nHost: a.example:80x\r\n\r\n"), name), EGRESS_SNI_MALFORMED);
+	assert_int_equal(egress_http_host(H("GET / HTTP/1.1\r\nHost: a_b.example\r\n\r\n"), name), EGRESS_SNI_MALFORMED);
+	assert_int_equal(egress_http_host(H("GET / HTTP/1.1\r\nHost:\r\n\r\n"), name), EGRESS_SNI_MALFORMED);
+	assert_int_equal(egress_http_host(H("\x16\x03\x01"), name), EGRESS_SNI_MALFORMED);
+	assert_string_equal(name, "");
+	static uint8_t big[EGRESS_SNI_MAX_HELLO + 10];
+	memset(big, 'A', sizeof big);
+	assert_int_equal(egress_http_host(big, sizeof big, name), EGRESS_SNI_TOO_BIG);
+#undef H
+}
+
 static void test_sni_fuzz_corpus(void **state)
 {
 	DIR *d = opendir("data/sni");
@@ -629,6 +655,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
 		cmocka_unit_test(test_sni_real_clients),
 		cmocka_unit_test(test_sni_crafted),
+		cmocka_unit_test(test_http_host),
 		cmocka_unit_test(test_sni_fuzz_corpus),
 		cmocka_unit_test(test_host_matching),
 		cmocka_unit_test(test_allocation),
