@@ -9,6 +9,7 @@
 
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
+#include "lwip/tcp.h"
 #include "lwip/udp.h"
 
 #include "appliance/config.h"
@@ -21,15 +22,28 @@
 
 #define RUN_DNS_RL_SETS 1024        /* x 4 ways: live sources tracked per port */
 #define RUN_DNS_MAX_QUERY 1500      /* one Ethernet frame of UDP payload at most */
+#define RUN_DNS_TCP_CONNS 64        /* DNS-over-TCP connections at once (all ports) */
+#define RUN_DNS_TCP_MAX 1024        /* a longer query over TCP closes the connection */
+#define RUN_DNS_TCP_IDLE_MS 10000u
+
+struct dns_tcp_conn {
+	struct dns_port *dp;
+	struct tcp_pcb *pcb;
+	bool used, dead;
+	uint32_t last_ms;
+	size_t len;
+	uint8_t buf[2 + RUN_DNS_TCP_MAX];
+};
 
 struct dns_port {
 	struct run_egress *re;
 	struct udp_pcb *pcb;
+	struct tcp_pcb *tcp_listener;
 	int port;                   /* config port index */
 	struct egress_dns_arg arg;
 	struct dns_responder resp;
 	struct dns_rl_entry *rl;
-	uint64_t send_failed, forward_unsupported;
+	uint64_t send_failed, forward_unsupported, tcp_refused;
 };
 
 struct run_egress {
@@ -40,15 +54,37 @@ struct run_egress {
 	struct dns_port dns[CONFIG_MAX_PORTS];
 	int ndns;
 	struct egress_proxy *proxy; /* the TLS splice; moves to the next state on reload */
+	struct dns_tcp_conn tcp[RUN_DNS_TCP_CONNS];
 };
+
+static void dns_tcp_close(struct dns_tcp_conn *t, bool abort)
+{
+	if (t->pcb) {
+		tcp_arg(t->pcb, NULL);
+		tcp_recv(t->pcb, NULL);
+		tcp_err(t->pcb, NULL);
+		if (abort || tcp_close(t->pcb) != ERR_OK)
+			tcp_abort(t->pcb);
+	}
+	t->pcb = NULL;
+	t->used = t->dead = false;
+}
 
 static void free_state(struct run_egress *re)
 {
 	if (!re)
 		return;
+	for (int i = 0; i < RUN_DNS_TCP_CONNS; i++)
+		if (re->tcp[i].used)
+			dns_tcp_close(&re->tcp[i], true);
 	for (int i = 0; i < re->ndns; i++) {
 		if (re->dns[i].pcb)
 			udp_remove(re->dns[i].pcb);
+		if (re->dns[i].tcp_listener) {
+			tcp_arg(re->dns[i].tcp_listener, NULL);
+			tcp_accept(re->dns[i].tcp_listener, NULL);
+			tcp_close(re->dns[i].tcp_listener);
+		}
 		free(re->dns[i].rl);
 	}
 	egress_proxy_free(re->proxy);
@@ -155,26 +191,33 @@ fail:
 	return -1;
 }
 
-static void dns_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+/* One query in, at most one answer out (olen 0 = send nothing). */
+static size_t dns_answer(struct dns_port *dp, uint32_t src_be, const uint8_t *in, size_t n,
+			 uint8_t *out, size_t cap)
 {
-	struct dns_port *dp = arg;
-	static uint8_t in[RUN_DNS_MAX_QUERY];
-	uint8_t out[DNS_ANSWER_MAX];
-	size_t n = pbuf_copy_partial(p, in, sizeof in, 0), olen = 0;
-	pbuf_free(p);
-	enum dns_action act = dns_respond(&dp->resp, ip_2_ip4(addr)->addr, net_now_ms(), in, n, out,
-					  sizeof out, &olen);
+	size_t olen = 0;
+	enum dns_action act = dns_respond(&dp->resp, src_be, net_now_ms(), in, n, out, cap, &olen);
 	if (act == DNS_ACTION_FORWARD) {
 		/* ALLOW_ANY forwarding upstream is not wired yet: say so with
 		 * SERVFAIL rather than silence, and count it */
 		struct dns_query q;
 		dp->forward_unsupported++;
 		if (dns_parse_query(in, n, &q) != DNS_OK)
-			return;
-		olen = dns_build_answer(&q, DNS_RCODE_SERVFAIL, 0, 0, out, sizeof out);
-		act = olen ? DNS_ACTION_REPLY : DNS_ACTION_DROP;
+			return 0;
+		return dns_build_answer(&q, DNS_RCODE_SERVFAIL, 0, 0, out, cap);
 	}
-	if (act != DNS_ACTION_REPLY)
+	return act == DNS_ACTION_REPLY ? olen : 0;
+}
+
+static void dns_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	struct dns_port *dp = arg;
+	static uint8_t in[RUN_DNS_MAX_QUERY];
+	uint8_t out[DNS_ANSWER_MAX];
+	size_t n = pbuf_copy_partial(p, in, sizeof in, 0);
+	pbuf_free(p);
+	size_t olen = dns_answer(dp, ip_2_ip4(addr)->addr, in, n, out, sizeof out);
+	if (!olen)
 		return;
 	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)olen, PBUF_RAM);
 	if (!r) {
@@ -185,6 +228,98 @@ static void dns_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_ad
 	if (udp_sendto(pcb, r, addr, port) != ERR_OK)
 		dp->send_failed++;
 	pbuf_free(r);
+}
+
+/* DNS over TCP (RFC 1035 4.2.2, RFC 7766): 2-byte length framing, several
+ * queries per connection answered in order. */
+static err_t dns_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	struct dns_tcp_conn *t = arg;
+	if (!t || t->dead) {
+		if (p) {
+			tcp_recved(pcb, p->tot_len);
+			pbuf_free(p);
+		}
+		return ERR_OK;
+	}
+	if (!p) {
+		t->dead = true;             /* FIN: answers already written go out first */
+		return ERR_OK;
+	}
+	t->last_ms = net_now_ms();
+	size_t n = p->tot_len;
+	if (t->len + n > sizeof t->buf) {
+		tcp_recved(pcb, p->tot_len);
+		pbuf_free(p);
+		t->dp->tcp_refused++;
+		t->dead = true;
+		return ERR_OK;
+	}
+	pbuf_copy_partial(p, t->buf + t->len, (u16_t)n, 0);
+	t->len += n;
+	tcp_recved(pcb, p->tot_len);
+	pbuf_free(p);
+	long m;
+	while ((m = dns_tcp_message_len(t->buf, t->len)) != 0) {
+		if (m < 0) {
+			t->dead = true;
+			return ERR_OK;
+		}
+		uint8_t out[2 + DNS_ANSWER_MAX];
+		size_t olen = dns_answer(t->dp, ip_2_ip4(&pcb->remote_ip)->addr, t->buf + 2, (size_t)m,
+					 out + 2, sizeof out - 2);
+		if (!olen || tcp_sndbuf(pcb) < olen + 2) {
+			t->dead = true;     /* nothing to say (dropped): close, as a server would */
+			return ERR_OK;
+		}
+		out[0] = (uint8_t)(olen >> 8);
+		out[1] = (uint8_t)olen;
+		if (tcp_write(pcb, out, (u16_t)(olen + 2), TCP_WRITE_FLAG_COPY) != ERR_OK)
+			t->dp->send_failed++;
+		tcp_output(pcb);
+		memmove(t->buf, t->buf + 2 + m, t->len - 2 - (size_t)m);
+		t->len -= 2 + (size_t)m;
+	}
+	if (t->len >= sizeof t->buf) {
+		t->dp->tcp_refused++;
+		t->dead = true;
+	}
+	return ERR_OK;
+}
+
+static void dns_tcp_err(void *arg, err_t err)
+{
+	struct dns_tcp_conn *t = arg;
+	if (t) {
+		t->pcb = NULL;              /* freed by lwIP */
+		t->dead = true;
+	}
+}
+
+static err_t dns_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	struct dns_port *dp = arg;
+	if (!dp || err != ERR_OK || !pcb)
+		return ERR_VAL;
+	struct dns_tcp_conn *t = NULL;
+	for (int i = 0; i < RUN_DNS_TCP_CONNS && !t; i++)
+		if (!dp->re->tcp[i].used)
+			t = &dp->re->tcp[i];
+	if (!t) {
+		dp->tcp_refused++;
+		tcp_abort(pcb);
+		return ERR_ABRT;
+	}
+	t->used = true;
+	t->dead = false;
+	t->dp = dp;
+	t->pcb = pcb;
+	t->len = 0;
+	t->last_ms = net_now_ms();
+	tcp_arg(pcb, t);
+	tcp_recv(pcb, dns_tcp_recv);
+	tcp_err(pcb, dns_tcp_err);
+	return ERR_OK;
 }
 
 static int port_of(const struct appliance *a, const struct net_if *nif)
@@ -273,6 +408,16 @@ void run_egress_commit(struct appliance *a, struct run_egress *re)
 			continue;
 		}
 		udp_recv(dp->pcb, dns_recv, dp);
+		struct tcp_pcb *l = tcp_new();
+		if (l && tcp_bind(l, &any_on_port, DNS_PORT) == ERR_OK && (dp->tcp_listener = tcp_listen(l))) {
+			tcp_arg(dp->tcp_listener, dp);
+			tcp_accept(dp->tcp_listener, dns_tcp_accept);
+		} else {
+			if (l)
+				tcp_abort(l);
+			fprintf(stderr, "meshgate: egress: cannot listen for DNS over TCP on port %s\n",
+				re->cfg->ports[dp->port].name);
+		}
 	}
 }
 
@@ -302,13 +447,14 @@ void run_egress_report(const struct appliance *a, FILE *out)
 		const struct dns_port *dp = &re->dns[i];
 		const struct dns_counters *c = &dp->resp.counters;
 		fprintf(out, "dns %s received=%llu answered=%llu nodata=%llu nxdomain=%llu refused=%llu "
-			"formerr=%llu notimp=%llu ratelimited=%llu dropped=%llu forward_unsupported=%llu send_failed=%llu\n",
+			"formerr=%llu notimp=%llu ratelimited=%llu dropped=%llu forward_unsupported=%llu send_failed=%llu tcp_refused=%llu\n",
 			cfg->ports[dp->port].name, (unsigned long long)c->received, (unsigned long long)c->answered,
 			(unsigned long long)c->nodata, (unsigned long long)c->nxdomain, (unsigned long long)c->refused,
 			(unsigned long long)c->formerr, (unsigned long long)c->notimp,
 			(unsigned long long)c->ratelimited,
 			(unsigned long long)(c->dropped_short + c->dropped_response),
-			(unsigned long long)dp->forward_unsupported, (unsigned long long)dp->send_failed);
+			(unsigned long long)dp->forward_unsupported, (unsigned long long)dp->send_failed,
+			(unsigned long long)dp->tcp_refused);
 	}
 	if (re->engine) {
 		const struct egress_counters *c = egress_counters(re->engine);
@@ -332,8 +478,18 @@ void run_egress_report(const struct appliance *a, FILE *out)
 
 void run_egress_poll(struct appliance *a, uint32_t now_ms)
 {
-	if (a->egress && a->egress->proxy)
-		egress_proxy_poll(a->egress->proxy, now_ms);
+	struct run_egress *re = a->egress;
+	if (!re)
+		return;
+	if (re->proxy)
+		egress_proxy_poll(re->proxy, now_ms);
+	for (int i = 0; i < RUN_DNS_TCP_CONNS; i++) {
+		struct dns_tcp_conn *t = &re->tcp[i];
+		if (t->used && !t->dead && now_ms - t->last_ms > RUN_DNS_TCP_IDLE_MS)
+			t->dead = true;
+		if (t->used && t->dead)
+			dns_tcp_close(t, false);
+	}
 }
 
 void run_egress_stop(struct appliance *a)

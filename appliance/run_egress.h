@@ -1,7 +1,9 @@
 /* The egress area in the run loop: the packet filter on every frame in
  * (port_poll -> filter -> lwIP) and out (lwIP -> filter -> port), the DNS
- * responder (UDP 53 on the inside ports, lwIP raw API), and the egress
- * engine (ServiceEntry matching, address allocation) they use.
+ * responder (UDP and TCP 53 on the inside ports, lwIP raw API; ALLOW_ANY
+ * forwarding upstream is not wired: such names get SERVFAIL, counted), the
+ * egress engine (ServiceEntry matching, address allocation) and the TLS /
+ * HTTP splice (proxy_egress.h).
  *
  * Reload is two-phase so that a failure leaves the running state alone:
  * run_egress_prepare builds everything for a new config (allocates, no

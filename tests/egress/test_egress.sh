@@ -13,7 +13,7 @@
 #   netns mgx-in  198.18.28.10 mgx-i0 <-veth-> mgx-i1 [meshgate inside 198.18.28.1]
 #   netns mgx-net 198.18.30.10 mgx-o0 <-veth-> mgx-o1 [meshgate outside 198.18.30.1]
 #
-# Not covered (not implemented): DNS over TCP, ALLOW_ANY forwarding to an
+# Not covered (not implemented): ALLOW_ANY forwarding to an
 # upstream resolver, connections to addresses from spec.egress.addressRange
 # (lwIP accepts only the port's own address; unit-tested in test_egress.c).
 set -u
@@ -140,6 +140,10 @@ a2=$(in_ns "${DIG[@]}" +short allowed.example A)
 expect_eq "the same answer again" "$a2" "$a"
 w=$(in_ns "${DIG[@]}" +short img.cdn.example A)
 expect_eq "dig img.cdn.example (wildcard) -> the gateway" "$w" "$GW"
+t=$(in_ns "${DIG[@]}" +tcp +short allowed.example A)
+expect_eq "dig +tcp allowed.example -> the gateway (DNS over TCP)" "$t" "$GW"
+st=$(in_ns "${DIG[@]}" +tcp undeclared.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
+expect_eq "dig +tcp undeclared.example -> NXDOMAIN" "$st" "NXDOMAIN"
 st=$(in_ns "${DIG[@]}" undeclared.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
 expect_eq "undeclared name -> NXDOMAIN" "$st" "NXDOMAIN"
 st=$(in_ns "${DIG[@]}" cdn.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
@@ -218,7 +222,7 @@ done
 check "the refusal is logged with its reason" grep -q '"sni":"evil.example".*"decision":"host not declared by any ServiceEntry"' "$WORK/meshgate.log"
 check "the allowed connection is logged with its bytes" grep -q '"sni":"allowed.example".*"decision":"allowed","bytes_out":[1-9]' "$WORK/meshgate.log"
 dl=$(sed -n 's/^dns inside \(.*\)$/\1/p' "$WORK/meshgate.log")
-for want in answered=3 nodata=1 nxdomain=2 formerr=2 dropped=1; do
+for want in answered=4 nodata=1 nxdomain=3 formerr=2 dropped=1 tcp_refused=0; do
 	case " $dl " in *" $want "*) ok "dns counter $want";; *) not_ok "dns counter $want (got: $dl)";; esac
 done
 tap_exit
