@@ -35,44 +35,6 @@ static struct egress_config *ecfg(const struct ydoc *d, struct config *cfg)
 	return cfg->egress;
 }
 
-static bool label_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > 63)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-			continue;
-		if (c == '-' && i > 0 && i + 1 < n)
-			continue;
-		return false;
-	}
-	return true;
-}
-
-bool egress_host_valid(char *host, bool allow_wildcard)
-{
-	size_t n = strlen(host);
-	for (size_t i = 0; i < n; i++)
-		if (host[i] >= 'A' && host[i] <= 'Z')
-			host[i] = (char)(host[i] + 32);
-	char *p = host;
-	if (allow_wildcard && p[0] == '*' && p[1] == '.')
-		p += 2;
-	if (n == 0 || n > 253 || !*p)
-		return false;
-	while (*p) {
-		char *dot = strchr(p, '.');
-		size_t l = dot ? (size_t)(dot - p) : strlen(p);
-		if (!label_ok(p, l))
-			return false;
-		p += l;
-		if (dot && !*++p)
-			return false;       /* trailing dot */
-	}
-	return true;
-}
-
 static int port_index(const struct config *cfg, const char *name)
 {
 	for (int i = 0; i < cfg->nports; i++)
@@ -541,7 +503,7 @@ static void parse_network_policies(const struct ydoc *d, const yaml_node_t *n, s
 		if (!(v = ymap_get(d, e, "name")))
 			yerr(d, e, f, "required");
 		else if (yget_str(d, v, f, name, sizeof name)) {
-			if (!label_ok(name, strlen(name)))
+			if (!egress_label_valid(name, strlen(name)))
 				yerr(d, v, f, "must be a lower-case DNS label (a-z, 0-9, '-', at most 63), got \"%s\"", name);
 			for (int j = 0; j < i; j++)
 				if (!strcmp(names[j], name))
@@ -796,10 +758,10 @@ void config_egress_parse_service_entry(const struct ydoc *d, yaml_node_t *root, 
 		ymap_check_keys(d, md, "metadata", mk);
 		if (!(v = ymap_get(d, md, "name")))
 			yerr(d, md, "metadata.name", "required");
-		else if (yget_str(d, v, "metadata.name", s->name, sizeof s->name) && !label_ok(s->name, strlen(s->name)))
+		else if (yget_str(d, v, "metadata.name", s->name, sizeof s->name) && !egress_label_valid(s->name, strlen(s->name)))
 			yerr(d, v, "metadata.name", "must be a lower-case DNS label, got \"%s\"", s->name);
 		if ((v = ymap_get(d, md, "namespace")) && yget_str(d, v, "metadata.namespace", s->namespace_, sizeof s->namespace_) &&
-		    !label_ok(s->namespace_, strlen(s->namespace_)))
+		    !egress_label_valid(s->namespace_, strlen(s->namespace_)))
 			yerr(d, v, "metadata.namespace", "must be a lower-case DNS label, got \"%s\"", s->namespace_);
 		for (int j = 0; j < E->nentries; j++)
 			if (s->name[0] && !strcmp(E->entries[j].name, s->name) && !strcmp(E->entries[j].namespace_, s->namespace_))

@@ -44,6 +44,44 @@ const char *egress_sni_name(enum egress_sni r)
 	return "?";
 }
 
+bool egress_label_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+			continue;
+		if (c == '-' && i > 0 && i + 1 < n)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+bool egress_host_valid(char *host, bool allow_wildcard)
+{
+	size_t n = strlen(host);
+	for (size_t i = 0; i < n; i++)
+		if (host[i] >= 'A' && host[i] <= 'Z')
+			host[i] = (char)(host[i] + 32);
+	char *p = host;
+	if (allow_wildcard && p[0] == '*' && p[1] == '.')
+		p += 2;
+	if (n == 0 || n > 253 || !*p)
+		return false;
+	while (*p) {
+		char *dot = strchr(p, '.');
+		size_t l = dot ? (size_t)(dot - p) : strlen(p);
+		if (!egress_label_valid(p, l))
+			return false;
+		p += l;
+		if (dot && !*++p)
+			return false;       /* trailing dot */
+	}
+	return true;
+}
+
 /* ------------------------------------------------------------ SNI peek */
 
 #define TLS_HANDSHAKE 22

@@ -124,6 +124,8 @@ void config_egress_free(struct config *cfg);
  * (after lower-casing), 1..63 each, 253 in all; `*.` prefix only when
  * allow_wildcard. Lower-cases in place. */
 bool egress_host_valid(char *host, bool allow_wildcard);
+/* One lower-case DNS label of n bytes: a-z 0-9, '-' inside, 1..63. */
+bool egress_label_valid(const char *s, size_t n);
 
 /* ---- SNI peek */
 enum egress_sni {
