@@ -14,12 +14,28 @@
 struct trie_node {
 	int32_t child[2];           /* -1 = none */
 	uint32_t first, count;      /* rules ending here: rule_ids[first..first+count) */
+	int32_t pindex;             /* port index of a crowded node, -1 = none */
+};
+
+/* A node holding many rules (the same CIDR with different ports) gets an
+ * index by destination port: 256 buckets of 256 ports, each listing the
+ * rules whose range touches it; rules without ports or with wide ranges sit
+ * in one `wide` list checked for every port. All lists ascend, so a merged
+ * scan still finds the first rule in declaration order. */
+#define FILTER_INDEX_MIN 16         /* rules on a node before it is indexed */
+#define FILTER_INDEX_WIDE 16        /* buckets a range may touch before it is "wide" */
+struct port_index {
+	uint32_t bucket[257];       /* bucket b: pids[bucket[b]..bucket[b+1]) */
+	uint32_t wide, nwide;       /* pids[wide..wide+nwide) */
 };
 
 struct filter {
 	struct filter_rule *rules;
 	size_t nrules;
 	uint32_t *rule_ids;         /* ascending within each node */
+	struct port_index *pindex;
+	uint32_t npindex;
+	uint32_t *pids;
 	struct trie_node *nodes;
 	uint32_t nnodes, cap_nodes;
 	int32_t root[FILTER_MAX_PORTS][2];
@@ -81,6 +97,7 @@ static int32_t node_new(struct filter *f)
 	struct trie_node *n = &f->nodes[f->nnodes];
 	n->child[0] = n->child[1] = -1;
 	n->first = n->count = 0;
+	n->pindex = -1;
 	return (int32_t)f->nnodes++;
 }
 
@@ -93,6 +110,8 @@ void filter_free(struct filter *f)
 			free(f->local_bits[p][k]);
 	free(f->rules);
 	free(f->rule_ids);
+	free(f->pindex);
+	free(f->pids);
 	free(f->nodes);
 	free(f->group_hits);
 	free(f);
@@ -106,6 +125,56 @@ static struct filter *fail(struct filter *f, char *err, size_t errlen, const cha
 		snprintf(err, errlen, "%s", msg);
 	filter_free(f);
 	return NULL;
+}
+
+static bool rule_wide(const struct filter_rule *r)
+{
+	return !r->port_hi || (unsigned)(r->port_hi >> 8) - (unsigned)(r->port_lo >> 8) >= FILTER_INDEX_WIDE;
+}
+
+static int build_port_index(struct filter *f)
+{
+	size_t total = 0;
+	for (uint32_t n = 0; n < f->nnodes; n++)
+		if (f->nodes[n].count >= FILTER_INDEX_MIN) {
+			f->nodes[n].pindex = (int32_t)f->npindex++;
+			for (uint32_t k = 0; k < f->nodes[n].count; k++) {
+				const struct filter_rule *r = &f->rules[f->rule_ids[f->nodes[n].first + k]];
+				total += rule_wide(r) ? 1 : (size_t)(r->port_hi >> 8) - (r->port_lo >> 8) + 1;
+			}
+		}
+	if (!f->npindex)
+		return 0;
+	f->pindex = calloc(f->npindex, sizeof *f->pindex);
+	f->pids = calloc(total, sizeof *f->pids);
+	if (!f->pindex || !f->pids)
+		return -1;
+	uint32_t at = 0;
+	for (uint32_t n = 0; n < f->nnodes; n++) {
+		const struct trie_node *nd = &f->nodes[n];
+		if (nd->pindex < 0)
+			continue;
+		struct port_index *px = &f->pindex[nd->pindex];
+		/* bucket by bucket, ids ascending (rule_ids already are) */
+		for (unsigned b = 0; b < 256; b++) {
+			px->bucket[b] = at;
+			for (uint32_t k = 0; k < nd->count; k++) {
+				uint32_t id = f->rule_ids[nd->first + k];
+				const struct filter_rule *r = &f->rules[id];
+				if (!rule_wide(r) && (unsigned)(r->port_lo >> 8) <= b && b <= (unsigned)(r->port_hi >> 8))
+					f->pids[at++] = id;
+			}
+		}
+		px->bucket[256] = at;
+		px->wide = at;
+		for (uint32_t k = 0; k < nd->count; k++) {
+			uint32_t id = f->rule_ids[nd->first + k];
+			if (rule_wide(&f->rules[id]))
+				f->pids[at++] = id;
+		}
+		px->nwide = at - px->wide;
+	}
+	return 0;
 }
 
 struct filter *filter_new(const struct filter_config *cfg, char *err, size_t errlen)
@@ -193,6 +262,8 @@ struct filter *filter_new(const struct filter_config *cfg, char *err, size_t err
 		at += cnt;
 	}
 	free(next);
+	if (build_port_index(f) != 0)
+		return fail(f, err, errlen, "out of memory", -1);
 
 	for (size_t i = 0; i < cfg->nlocals; i++) {
 		const struct filter_local *l = &cfg->locals[i];
@@ -234,13 +305,29 @@ long filter_match(const struct filter *f, unsigned port, enum filter_dir dir, ui
 	int32_t n = f->root[port][dir];
 	for (unsigned depth = 0; n >= 0; depth++) {
 		const struct trie_node *nd = &f->nodes[n];
-		for (uint32_t k = 0; k < nd->count; k++) {
-			uint32_t id = f->rule_ids[nd->first + k];
-			if (best >= 0 && id > (uint32_t)best)
-				break;
-			if (rule_allows(&f->rules[id], proto, peer, dport)) {
-				best = id;
-				break;
+		if (nd->pindex >= 0) {
+			/* merge the port's bucket with the wide list, ascending */
+			const struct port_index *px = &f->pindex[nd->pindex];
+			const uint32_t *a = f->pids + px->bucket[dport >> 8], *ae = f->pids + px->bucket[(dport >> 8) + 1];
+			const uint32_t *w = f->pids + px->wide, *we = w + px->nwide;
+			while (a < ae || w < we) {
+				uint32_t id = (w == we || (a < ae && *a < *w)) ? *a++ : *w++;
+				if (best >= 0 && id > (uint32_t)best)
+					break;
+				if (rule_allows(&f->rules[id], proto, peer, dport)) {
+					best = id;
+					break;
+				}
+			}
+		} else {
+			for (uint32_t k = 0; k < nd->count; k++) {
+				uint32_t id = f->rule_ids[nd->first + k];
+				if (best >= 0 && id > (uint32_t)best)
+					break;
+				if (rule_allows(&f->rules[id], proto, peer, dport)) {
+					best = id;
+					break;
+				}
 			}
 		}
 		if (depth == 32)

@@ -6,8 +6,8 @@
  *              fall to default deny;
  *   flow       every frame belongs to an established flow (table lookup);
  *   shared     worst case for the trie: every rule has peer 0.0.0.0/0 and
- *              its own port range, so all sit on one node and are checked
- *              one by one (first-match order is kept);
+ *              its own port range, so all sit on one node (which then gets
+ *              its port index: 256 buckets of 256 ports);
  *   naive      a linear first-match scan of the same rules (the reference
  *              the unit test compares against), for scale;
  *   hook-off   no direction enforced: the cost of the hook itself.

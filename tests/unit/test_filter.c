@@ -314,8 +314,12 @@ static void test_differential(void **state)
 			r->peer.addr = rnd_addr();
 			r->peer.prefix = (uint8_t)(rnd() % 5 == 0 ? 0 : 8 + rnd() % 25);
 			if (rnd() % 2) {
-				r->port_lo = (uint16_t)(rnd() % 100);
-				r->port_hi = (uint16_t)(r->port_lo + rnd() % 20);
+				/* mostly small ports; some anywhere, some wide ranges
+				 * (crowded trie nodes get a port index: exercise it) */
+				uint32_t lo = rnd() % 3 == 0 ? rnd() % 65000 : rnd() % 100;
+				uint32_t hi = lo + (rnd() % 4 == 0 ? rnd() % 20000 : rnd() % 20);
+				r->port_lo = (uint16_t)lo;
+				r->port_hi = (uint16_t)(hi > 65535 ? 65535 : hi);
 				if (!r->port_hi)
 					r->port_hi = 1;
 			}
@@ -334,7 +338,7 @@ static void test_differential(void **state)
 			unsigned port = rnd() % 2, dir = rnd() % 2;
 			uint8_t proto = protos[rnd() % 4];
 			uint32_t peer = rnd() % 4 == 0 ? rnd() : rnd_addr();
-			uint16_t dport = (uint16_t)(rnd() % 130);
+			uint16_t dport = (uint16_t)(rnd() % 3 ? rnd() % 130 : rnd() % 65536);
 			long want = naive_match(rules, n, port, dir, proto, peer, dport);
 			long got = filter_match(f, port, dir, proto, peer, dport);
 			if (want != got)
