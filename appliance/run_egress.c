@@ -25,6 +25,9 @@
 #define RUN_DNS_TCP_CONNS 64        /* DNS-over-TCP connections at once (all ports) */
 #define RUN_DNS_TCP_MAX 1024        /* a longer query over TCP closes the connection */
 #define RUN_DNS_TCP_IDLE_MS 10000u
+#define RUN_DNS_FORWARD_SLOTS 256   /* ALLOW_ANY queries waiting for the upstream resolver */
+#define RUN_DNS_FORWARD_TIMEOUT_MS 5000u
+#define RUN_DNS_MAX_RESPONSE 4096   /* EDNS answers relayed from upstream */
 
 struct dns_tcp_conn {
 	struct dns_port *dp;
@@ -46,8 +49,23 @@ struct dns_port {
 	uint64_t send_failed, forward_unsupported, tcp_refused;
 };
 
+struct dns_forward {
+	bool used;
+	uint16_t up_id, client_id, qtype, client_port;
+	uint32_t client_be, expires_ms;
+	struct dns_port *dp;
+	char qname[DNS_MAX_NAME_TEXT];
+};
+
 struct run_egress {
 	const struct config *cfg;
+	/* ALLOW_ANY: unknown names go to the upstream resolver with a fresh
+	 * random id; an answer is relayed only from that resolver, for an id
+	 * in flight and the same question (no blind spoofing by id alone) */
+	struct udp_pcb *upstream;
+	struct dns_forward fwd[RUN_DNS_FORWARD_SLOTS];
+	uint32_t rnd;
+	uint64_t fwd_sent, fwd_answered, fwd_timeout, fwd_full, fwd_mismatch;
 	struct filter *filter;      /* NULL: no networkPolicies */
 	struct filter_flows *flows;
 	struct egress *engine;      /* NULL: no spec.egress */
@@ -77,6 +95,8 @@ static void free_state(struct run_egress *re)
 	for (int i = 0; i < RUN_DNS_TCP_CONNS; i++)
 		if (re->tcp[i].used)
 			dns_tcp_close(&re->tcp[i], true);
+	if (re->upstream)
+		udp_remove(re->upstream);
 	for (int i = 0; i < re->ndns; i++) {
 		if (re->dns[i].pcb)
 			udp_remove(re->dns[i].pcb);
@@ -191,15 +211,114 @@ fail:
 	return -1;
 }
 
-/* One query in, at most one answer out (olen 0 = send nothing). */
-static size_t dns_answer(struct dns_port *dp, uint32_t src_be, const uint8_t *in, size_t n,
-			 uint8_t *out, size_t cap)
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* Sends a query on to the upstream resolver; false = could not (answer
+ * SERVFAIL). */
+static bool forward_start(struct dns_port *dp, const uint8_t *in, size_t n, uint32_t client_be,
+			  uint16_t client_port)
+{
+	struct run_egress *re = dp->re;
+	const struct egress_config *E = re->cfg->egress;
+	struct dns_query q;
+	if (!re->upstream || dns_parse_query(in, n, &q) != DNS_OK || n > RUN_DNS_MAX_QUERY)
+		return false;
+	struct dns_forward *f = NULL;
+	uint32_t now = net_now_ms();
+	for (int i = 0; i < RUN_DNS_FORWARD_SLOTS && !f; i++)
+		if (!re->fwd[i].used)
+			f = &re->fwd[i];
+	if (!f) {
+		re->fwd_full++;
+		return false;
+	}
+	uint16_t id;
+	bool clash;
+	do {
+		re->rnd ^= re->rnd << 13;
+		re->rnd ^= re->rnd >> 17;
+		re->rnd ^= re->rnd << 5;
+		id = (uint16_t)(re->rnd >> 8);
+		clash = false;
+		for (int i = 0; i < RUN_DNS_FORWARD_SLOTS; i++)
+			clash |= re->fwd[i].used && re->fwd[i].up_id == id;
+	} while (clash);
+	struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
+	if (!p)
+		return false;
+	memcpy(p->payload, in, n);
+	((uint8_t *)p->payload)[0] = (uint8_t)(id >> 8);
+	((uint8_t *)p->payload)[1] = (uint8_t)id;
+	ip4_addr_t up;
+	up.addr = E->dns_upstream;
+	err_t e = udp_sendto(re->upstream, p, &up, E->dns_upstream_port);
+	pbuf_free(p);
+	if (e != ERR_OK)
+		return false;
+	*f = (struct dns_forward){.used = true, .up_id = id, .client_id = q.id, .qtype = q.qtype,
+				  .client_port = client_port, .client_be = client_be,
+				  .expires_ms = now + RUN_DNS_FORWARD_TIMEOUT_MS, .dp = dp};
+	snprintf(f->qname, sizeof f->qname, "%s", q.name);
+	re->fwd_sent++;
+	return true;
+}
+
+static void upstream_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	struct run_egress *re = arg;
+	static uint8_t buf[RUN_DNS_MAX_RESPONSE];
+	char name[DNS_MAX_NAME_TEXT];
+	size_t n = pbuf_copy_partial(p, buf, sizeof buf, 0), next;
+	bool whole = n == p->tot_len;
+	pbuf_free(p);
+	const struct egress_config *E = re->cfg->egress;
+	if (ip_2_ip4(addr)->addr != E->dns_upstream || port != E->dns_upstream_port || !whole ||
+	    n < DNS_HEADER_LEN || !(buf[2] & 0x80) || rd16(buf + 4) != 1) {
+		re->fwd_mismatch++;
+		return;
+	}
+	struct dns_forward *f = NULL;
+	for (int i = 0; i < RUN_DNS_FORWARD_SLOTS && !f; i++)
+		if (re->fwd[i].used && re->fwd[i].up_id == rd16(buf))
+			f = &re->fwd[i];
+	if (!f || dns_name_read(buf, n, DNS_HEADER_LEN, name, &next) != DNS_OK || strcmp(name, f->qname) ||
+	    next + 4 > n || rd16(buf + next) != f->qtype) {
+		re->fwd_mismatch++;
+		return;
+	}
+	buf[0] = (uint8_t)(f->client_id >> 8);
+	buf[1] = (uint8_t)f->client_id;
+	f->used = false;
+	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
+	if (!r || !f->dp->pcb) {
+		if (r)
+			pbuf_free(r);
+		f->dp->send_failed++;
+		return;
+	}
+	memcpy(r->payload, buf, n);
+	ip4_addr_t client;
+	client.addr = f->client_be;
+	if (udp_sendto(f->dp->pcb, r, &client, f->client_port) != ERR_OK)
+		f->dp->send_failed++;
+	else
+		re->fwd_answered++;
+	pbuf_free(r);
+}
+
+/* One query in, at most one answer out now (olen 0 = nothing now: dropped,
+ * or forwarded and answered later). client_port 0 = over TCP (not
+ * forwarded: SERVFAIL). */
+static size_t dns_answer(struct dns_port *dp, uint32_t src_be, uint16_t client_port, const uint8_t *in,
+			 size_t n, uint8_t *out, size_t cap)
 {
 	size_t olen = 0;
 	enum dns_action act = dns_respond(&dp->resp, src_be, net_now_ms(), in, n, out, cap, &olen);
 	if (act == DNS_ACTION_FORWARD) {
-		/* ALLOW_ANY forwarding upstream is not wired yet: say so with
-		 * SERVFAIL rather than silence, and count it */
+		if (client_port && forward_start(dp, in, n, src_be, client_port))
+			return 0;
+		/* not forwarded (over TCP, table full, no route): SERVFAIL
+		 * rather than silence, counted */
 		struct dns_query q;
 		dp->forward_unsupported++;
 		if (dns_parse_query(in, n, &q) != DNS_OK)
@@ -216,7 +335,7 @@ static void dns_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_ad
 	uint8_t out[DNS_ANSWER_MAX];
 	size_t n = pbuf_copy_partial(p, in, sizeof in, 0);
 	pbuf_free(p);
-	size_t olen = dns_answer(dp, ip_2_ip4(addr)->addr, in, n, out, sizeof out);
+	size_t olen = dns_answer(dp, ip_2_ip4(addr)->addr, port ? port : 1, in, n, out, sizeof out);
 	if (!olen)
 		return;
 	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)olen, PBUF_RAM);
@@ -266,7 +385,7 @@ static err_t dns_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t 
 			return ERR_OK;
 		}
 		uint8_t out[2 + DNS_ANSWER_MAX];
-		size_t olen = dns_answer(t->dp, ip_2_ip4(&pcb->remote_ip)->addr, t->buf + 2, (size_t)m,
+		size_t olen = dns_answer(t->dp, ip_2_ip4(&pcb->remote_ip)->addr, 0, t->buf + 2, (size_t)m,
 					 out + 2, sizeof out - 2);
 		if (!olen || tcp_sndbuf(pcb) < olen + 2) {
 			t->dead = true;     /* nothing to say (dropped): close, as a server would */
@@ -394,6 +513,19 @@ void run_egress_commit(struct appliance *a, struct run_egress *re)
 	free_state(old);
 	a->egress = re;
 	net_set_tx_filter(re && re->filter ? tx_filter : NULL, a);
+	if (re && re->ndns && re->cfg->egress->mode == EGRESS_MODE_ALLOW_ANY && re->cfg->egress->dns_upstream) {
+		if (getrandom(&re->rnd, sizeof re->rnd, 0) != sizeof re->rnd || !re->rnd)
+			re->rnd = 0x2545f491u;
+		re->upstream = udp_new();
+		if (!re->upstream || udp_bind(re->upstream, IP4_ADDR_ANY, 0) != ERR_OK) {
+			fprintf(stderr, "meshgate: egress: cannot open the upstream resolver socket\n");
+			if (re->upstream)
+				udp_remove(re->upstream);
+			re->upstream = NULL;
+		} else {
+			udp_recv(re->upstream, upstream_recv, re);
+		}
+	}
 	for (int i = 0; re && i < re->ndns; i++) {
 		struct dns_port *dp = &re->dns[i];
 		ip4_addr_t any_on_port;
@@ -456,6 +588,11 @@ void run_egress_report(const struct appliance *a, FILE *out)
 			(unsigned long long)dp->forward_unsupported, (unsigned long long)dp->send_failed,
 			(unsigned long long)dp->tcp_refused);
 	}
+	if (re->upstream)
+		fprintf(out, "dns-forward sent=%llu answered=%llu timeout=%llu full=%llu mismatch=%llu\n",
+			(unsigned long long)re->fwd_sent, (unsigned long long)re->fwd_answered,
+			(unsigned long long)re->fwd_timeout, (unsigned long long)re->fwd_full,
+			(unsigned long long)re->fwd_mismatch);
 	if (re->engine) {
 		const struct egress_counters *c = egress_counters(re->engine);
 		fprintf(out, "egress allocations=%llu alloc_full=%llu allowed=%llu allowed_any=%llu denied_host=%llu "
@@ -483,6 +620,11 @@ void run_egress_poll(struct appliance *a, uint32_t now_ms)
 		return;
 	if (re->proxy)
 		egress_proxy_poll(re->proxy, now_ms);
+	for (int i = 0; i < RUN_DNS_FORWARD_SLOTS; i++)
+		if (re->fwd[i].used && (int32_t)(now_ms - re->fwd[i].expires_ms) >= 0) {
+			re->fwd[i].used = false;        /* the client retries or gives up */
+			re->fwd_timeout++;
+		}
 	for (int i = 0; i < RUN_DNS_TCP_CONNS; i++) {
 		struct dns_tcp_conn *t = &re->tcp[i];
 		if (t->used && !t->dead && now_ms - t->last_ms > RUN_DNS_TCP_IDLE_MS)

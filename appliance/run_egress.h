@@ -1,7 +1,8 @@
 /* The egress area in the run loop: the packet filter on every frame in
  * (port_poll -> filter -> lwIP) and out (lwIP -> filter -> port), the DNS
- * responder (UDP and TCP 53 on the inside ports, lwIP raw API; ALLOW_ANY
- * forwarding upstream is not wired: such names get SERVFAIL, counted), the
+ * responder (UDP and TCP 53 on the inside ports, lwIP raw API; in ALLOW_ANY
+ * mode unknown names asked over UDP are relayed to spec.egress.dns.upstream,
+ * over TCP they get SERVFAIL, counted), the
  * egress engine (ServiceEntry matching, address allocation) and the TLS /
  * HTTP splice (proxy_egress.h).
  *

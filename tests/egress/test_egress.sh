@@ -13,9 +13,13 @@
 #   netns mgx-in  198.18.28.10 mgx-i0 <-veth-> mgx-i1 [meshgate inside 198.18.28.1]
 #   netns mgx-net 198.18.30.10 mgx-o0 <-veth-> mgx-o1 [meshgate outside 198.18.30.1]
 #
-# Not covered (not implemented): ALLOW_ANY forwarding to an
-# upstream resolver, connections to addresses from spec.egress.addressRange
-# (lwIP accepts only the port's own address; unit-tested in test_egress.c).
+# Then a second run in ALLOW_ANY mode: unknown names relayed to a resolver in
+# the "internet" namespace (and a reply for another question with the right
+# id is not relayed).
+#
+# Not covered (not implemented): connections to addresses from
+# spec.egress.addressRange (lwIP accepts only the port's own address; the
+# allocation is unit-tested in test_egress.c).
 set -u
 . "$(dirname "$0")/../lib.sh"
 NS=mgx-in
@@ -224,5 +228,32 @@ check "the allowed connection is logged with its bytes" grep -q '"sni":"allowed.
 dl=$(sed -n 's/^dns inside \(.*\)$/\1/p' "$WORK/meshgate.log")
 for want in answered=4 nodata=1 nxdomain=3 formerr=2 dropped=1 tcp_refused=0; do
 	case " $dl " in *" $want "*) ok "dns counter $want";; *) not_ok "dns counter $want (got: $dl)";; esac
+done
+
+# --- ALLOW_ANY: unknown names go to the upstream resolver
+ip netns exec $NET python3 "$TESTS_TOP/tests/egress/dns_upstream.py" $SRV 198.18.30.77 >"$WORK/resolver.log" 2>&1 &
+sed -e 's/^    dns: {unknownAnswer: NXDOMAIN, ttl: 20}$/    mode: ALLOW_ANY\n    dns: {upstream: '$SRV', ttl: 20}/' \
+	-e '/^  networkPolicies:/,/^---$/{/^---$/!d}' "$WORK/egress.yaml" >"$WORK/allow-any.yaml"
+"$MESHGATE" run --config "$WORK/allow-any.yaml" --console none >"$WORK/meshgate-any.log" 2>&1 &
+MG_PID=$!
+for _ in $(seq 100); do
+	grep -q 'meshgate: ready' "$WORK/meshgate-any.log" 2>/dev/null && grep -q ready "$WORK/resolver.log" && break
+	sleep 0.1
+done
+a=$(in_ns "${DIG[@]}" +short other.example A)
+expect_eq "ALLOW_ANY: unknown name answered by the upstream resolver" "$a" "198.18.30.77"
+a=$(in_ns "${DIG[@]}" +short allowed.example A)
+expect_eq "ALLOW_ANY: declared name still answered by meshgate" "$a" "$GW"
+a=$(in_ns "${DIG[@]}" +short twice.example A)
+expect_eq "ALLOW_ANY: only the reply to the question asked is relayed" "$a" "198.18.30.77"
+st=$(in_ns "${DIG[@]}" +tcp other.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
+expect_eq "ALLOW_ANY over TCP: SERVFAIL (not forwarded)" "$st" "SERVFAIL"
+kill $MG_PID
+wait $MG_PID 2>/dev/null
+MG_PID=
+fl=$(grep '^dns-forward ' "$WORK/meshgate-any.log")
+echo "# $fl"
+for want in sent=2 answered=2 mismatch=1; do
+	case " $fl " in *" $want "*) ok "forward counter $want";; *) not_ok "forward counter $want (got: $fl)";; esac
 done
 tap_exit
