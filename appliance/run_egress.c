@@ -613,6 +613,37 @@ void run_egress_report(const struct appliance *a, FILE *out)
 	}
 }
 
+static int cmd_show_egress(struct console *c, void *ctx, int argc, char **argv)
+{
+	struct run_egress_console *ec = ctx;
+	if (argc != 1)
+		return CONSOLE_CMD_USAGE;
+	if (!ec->a->egress) {
+		console_printf(c, "egress: no spec.egress or spec.networkPolicies in the configuration\n");
+		return CONSOLE_CMD_OK;
+	}
+	static char buf[16384];
+	FILE *f = fmemopen(buf, sizeof buf, "w");
+	if (!f)
+		return CONSOLE_CMD_OK;
+	run_egress_report(ec->a, f);
+	long len = ftell(f);
+	fclose(f);
+	if (len > 0)
+		console_write(c, buf, (size_t)len);
+	return CONSOLE_CMD_OK;
+}
+
+enum console_err run_egress_console_register(struct console_registry *reg, struct run_egress_console *ec,
+					     struct appliance *a)
+{
+	ec->a = a;
+	ec->cmd = (struct console_command){"show egress", "",
+		"packet filter counters by port, reason and rule; DNS responder; egress decisions and splices",
+		cmd_show_egress, ec};
+	return console_register(reg, &ec->cmd);
+}
+
 void run_egress_poll(struct appliance *a, uint32_t now_ms)
 {
 	struct run_egress *re = a->egress;

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "appliance/console.h"
+
 struct appliance;
 struct config;
 struct net_if;
@@ -36,6 +38,12 @@ bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, u
 /* Counters, one "filter ..." / "filter-rule ..." / "dns ..." / "egress ..."
  * line each. */
 void run_egress_report(const struct appliance *a, FILE *out);
+
+/* Console command "show egress": run_egress_report on the console. The
+ * struct outlives the registry (it lives in struct run_console). */
+struct run_egress_console { struct console_command cmd; struct appliance *a; };
+enum console_err run_egress_console_register(struct console_registry *reg, struct run_egress_console *ec,
+					     struct appliance *a);
 
 /* Every loop iteration: closes finished splices, peek timeouts. */
 void run_egress_poll(struct appliance *a, uint32_t now_ms);

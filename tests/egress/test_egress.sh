@@ -234,8 +234,11 @@ done
 ip netns exec $NET python3 "$TESTS_TOP/tests/egress/dns_upstream.py" $SRV 198.18.30.77 >"$WORK/resolver.log" 2>&1 &
 sed -e 's/^    dns: {unknownAnswer: NXDOMAIN, ttl: 20}$/    mode: ALLOW_ANY\n    dns: {upstream: '$SRV', ttl: 20}/' \
 	-e '/^  networkPolicies:/,/^---$/{/^---$/!d}' "$WORK/egress.yaml" >"$WORK/allow-any.yaml"
-"$MESHGATE" run --config "$WORK/allow-any.yaml" --console none >"$WORK/meshgate-any.log" 2>&1 &
+rm -f "$WORK/console.fifo"
+mkfifo "$WORK/console.fifo"
+"$MESHGATE" run --config "$WORK/allow-any.yaml" --console stdio <"$WORK/console.fifo" >"$WORK/meshgate-any.log" 2>&1 &
 MG_PID=$!
+exec 7>"$WORK/console.fifo"
 for _ in $(seq 100); do
 	grep -q 'meshgate: ready' "$WORK/meshgate-any.log" 2>/dev/null && grep -q ready "$WORK/resolver.log" && break
 	sleep 0.1
@@ -248,10 +251,17 @@ a=$(in_ns "${DIG[@]}" +short twice.example A)
 expect_eq "ALLOW_ANY: only the reply to the question asked is relayed" "$a" "198.18.30.77"
 st=$(in_ns "${DIG[@]}" +tcp other.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
 expect_eq "ALLOW_ANY over TCP: SERVFAIL (not forwarded)" "$st" "SERVFAIL"
-kill $MG_PID
+echo "show egress" >&7
+sleep 0.5
+echo "shutdown" >&7
+for _ in $(seq 50); do kill -0 $MG_PID 2>/dev/null || break; sleep 0.1; done
+exec 7>&-
+kill $MG_PID 2>/dev/null
 wait $MG_PID 2>/dev/null
 MG_PID=
-fl=$(grep '^dns-forward ' "$WORK/meshgate-any.log")
+n=$(grep -c '^dns-forward sent=2 ' "$WORK/meshgate-any.log")
+expect_eq "console 'show egress' prints the counters (and shutdown again)" "$n" "2"
+fl=$(grep '^dns-forward ' "$WORK/meshgate-any.log" | tail -1)
 echo "# $fl"
 for want in sent=2 answered=2 mismatch=1; do
 	case " $fl " in *" $want "*) ok "forward counter $want";; *) not_ok "forward counter $want (got: $fl)";; esac
