@@ -46,8 +46,16 @@ struct egress_proxy {
 	struct egress *engine;
 	egress_proxy_log_fn log;
 	void *log_arg;
+	egress_orig_dst_fn orig_dst;
+	void *orig_dst_arg;
 	struct egress_proxy_counters c;
 };
+
+void egress_proxy_set_orig_dst(struct egress_proxy *ep, egress_orig_dst_fn fn, void *arg)
+{
+	ep->orig_dst = fn;
+	ep->orig_dst_arg = arg;
+}
 
 static void ip_text(uint32_t be, char *out, size_t cap)
 {
@@ -363,6 +371,11 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	c->sport = pcb->remote_port;
 	c->dst_be = ip_2_ip4(&pcb->local_ip)->addr;
 	c->dport = pcb->local_port;
+	if (ep->orig_dst) {
+		uint32_t d = ep->orig_dst(ep->orig_dst_arg, c->src_be, c->sport, c->dport);
+		if (d)
+			c->dst_be = d;
+	}
 	c->started_ms = net_now_ms();
 	ep->c.accepted++;
 	tcp_arg(pcb, c);

@@ -43,6 +43,12 @@ struct egress_proxy *egress_proxy_new(unsigned max_conns, egress_proxy_log_fn lo
 int egress_proxy_apply(struct egress_proxy *ep, const struct config *cfg, struct egress *engine,
 		       char *err, size_t errlen);
 void egress_proxy_poll(struct egress_proxy *ep, uint32_t now_ms);
+/* Where a connection accepted on the port's own address was really going
+ * (an address of spec.egress.addressRange rewritten on the way in), 0 =
+ * to the port's address itself. Network order. */
+typedef uint32_t (*egress_orig_dst_fn)(void *arg, uint32_t client_be, uint16_t client_port,
+				       uint16_t local_port);
+void egress_proxy_set_orig_dst(struct egress_proxy *ep, egress_orig_dst_fn fn, void *arg);
 const struct egress_proxy_counters *egress_proxy_counters(const struct egress_proxy *ep);
 void egress_proxy_free(struct egress_proxy *ep);    /* aborts what is open */
 

@@ -28,6 +28,12 @@
 #define RUN_DNS_FORWARD_SLOTS 256   /* ALLOW_ANY queries waiting for the upstream resolver */
 #define RUN_DNS_FORWARD_TIMEOUT_MS 5000u
 #define RUN_DNS_MAX_RESPONSE 4096   /* EDNS answers relayed from upstream */
+/* Connections to an address of spec.egress.addressRange: lwIP accepts only
+ * the port's own address, so such TCP frames are rewritten to it on the way
+ * in and back on the way out; the table remembers which address a client's
+ * connection was for. 4-way sets, entries expire when idle. */
+#define RUN_NAT_SETS 2048
+#define RUN_NAT_IDLE_MS 600000u
 
 struct dns_tcp_conn {
 	struct dns_port *dp;
@@ -57,8 +63,16 @@ struct dns_forward {
 	char qname[DNS_MAX_NAME_TEXT];
 };
 
+struct nat_entry {
+	uint32_t client_be, alloc_be, expires_ms;
+	uint16_t cport, lport;
+	uint8_t port, used;
+};
+
 struct run_egress {
 	const struct config *cfg;
+	struct nat_entry *nat;      /* RUN_NAT_SETS * 4; moves to the next state on reload */
+	uint64_t nat_in, nat_out, nat_full, nat_clash, nat_unknown;
 	/* ALLOW_ANY: unknown names go to the upstream resolver with a fresh
 	 * random id; an answer is relayed only from that resolver, for an id
 	 * in flight and the same question (no blind spoofing by id alone) */
@@ -108,6 +122,7 @@ static void free_state(struct run_egress *re)
 		free(re->dns[i].rl);
 	}
 	egress_proxy_free(re->proxy);
+	free(re->nat);
 	filter_free(re->filter);
 	filter_flows_free(re->flows);
 	egress_free(re->engine);
@@ -449,23 +464,158 @@ static int port_of(const struct appliance *a, const struct net_if *nif)
 	return -1;
 }
 
-static bool tx_filter(void *arg, struct net_if *nif, const void *head, uint16_t head_len,
-		      uint16_t frame_len)
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* RFC 1624 incremental update of the checksum at `sum` for a 4-byte field
+ * changing from `from` to `to` (both as on the wire). */
+static void csum_replace4(uint8_t *sum, const uint8_t *from, const uint8_t *to)
+{
+	uint32_t x = (uint16_t)~rd16(sum);
+	x += (uint16_t)~rd16(from) + (uint16_t)~rd16(from + 2) + rd16(to) + rd16(to + 2);
+	while (x >> 16)
+		x = (x & 0xffff) + (x >> 16);
+	x = (uint16_t)~x;
+	sum[0] = (uint8_t)(x >> 8);
+	sum[1] = (uint8_t)x;
+}
+
+/* The TCP header of an unfragmented IPv4 frame, or NULL. */
+static uint8_t *tcp_of(uint8_t *frame, size_t len, uint8_t **ip)
+{
+	if (len < 14 + 20 + 20 || rd16(frame + 12) != 0x0800)
+		return NULL;
+	*ip = frame + 14;
+	size_t ihl = (size_t)((*ip)[0] & 0xf) * 4;
+	if (((*ip)[0] >> 4) != 4 || ihl < 20 || 14 + ihl + 20 > len || (*ip)[9] != 6 || (rd16(*ip + 6) & 0x3fff))
+		return NULL;
+	return *ip + ihl;
+}
+
+static struct nat_entry *nat_set(const struct run_egress *re, uint32_t client_be, uint16_t cport, uint16_t lport)
+{
+	uint32_t h = client_be * 0x9e3779b1u ^ ((uint32_t)cport << 16 | lport) * 0x85ebca77u;
+	h ^= h >> 15;
+	return re->nat + (size_t)(h & (RUN_NAT_SETS - 1)) * 4;
+}
+
+static struct nat_entry *nat_find(const struct run_egress *re, uint8_t port, uint32_t client_be, uint16_t cport,
+				  uint16_t lport, uint32_t now)
+{
+	struct nat_entry *set = nat_set(re, client_be, cport, lport);
+	for (int i = 0; i < 4; i++) {
+		struct nat_entry *e = &set[i];
+		if (e->used && e->client_be == client_be && e->cport == cport && e->lport == lport && e->port == port &&
+		    (int32_t)(now - e->expires_ms) < 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Inbound TCP to an allocated address: rewrite to the port's own address.
+ * false = drop (a client port already in use for another address). */
+static bool nat_in(struct run_egress *re, int port, uint8_t *frame, size_t len)
+{
+	const struct egress_config *E = re->cfg->egress;
+	uint8_t *ip, *tcp = tcp_of(frame, len, &ip);
+	if (!tcp || !E->range_prefix)
+		return true;
+	uint32_t dst = rd32(ip + 16), mask = ~0u << (32 - E->range_prefix);
+	if ((dst & mask) != E->range_addr)
+		return true;
+	uint32_t dst_be = htonl(dst), client_be, now = net_now_ms();
+	memcpy(&client_be, ip + 12, 4);
+	uint16_t cport = rd16(tcp), lport = rd16(tcp + 2);
+	if (!egress_host_for_address(re->engine, dst_be)) {
+		re->nat_unknown++;
+		return true;                /* not ours: lwIP drops it */
+	}
+	struct nat_entry *e = nat_find(re, (uint8_t)port, client_be, cport, lport, now);
+	if (e && e->alloc_be != dst_be) {
+		re->nat_clash++;
+		return false;
+	}
+	if (!e) {
+		struct nat_entry *set = nat_set(re, client_be, cport, lport);
+		for (int i = 0; i < 4 && !e; i++)
+			if (!set[i].used || (int32_t)(now - set[i].expires_ms) >= 0)
+				e = &set[i];
+		if (!e) {
+			re->nat_full++;
+			return false;
+		}
+		*e = (struct nat_entry){.client_be = client_be, .alloc_be = dst_be, .cport = cport, .lport = lport,
+					.port = (uint8_t)port, .used = 1};
+	}
+	e->expires_ms = now + RUN_NAT_IDLE_MS;
+	uint32_t own = re->cfg->ports[port].address;
+	csum_replace4(ip + 10, ip + 16, (const uint8_t *)&own);
+	csum_replace4(tcp + 16, ip + 16, (const uint8_t *)&own);
+	memcpy(ip + 16, &own, 4);
+	re->nat_in++;
+	return true;
+}
+
+/* Outbound TCP of such a connection: its source back to the allocated address. */
+static void nat_out(struct run_egress *re, int port, uint8_t *frame, size_t len)
+{
+	uint8_t *ip, *tcp = tcp_of(frame, len, &ip);
+	if (!tcp || memcmp(ip + 12, &re->cfg->ports[port].address, 4))
+		return;
+	uint32_t client_be, now = net_now_ms();
+	memcpy(&client_be, ip + 16, 4);
+	struct nat_entry *e = nat_find(re, (uint8_t)port, client_be, rd16(tcp + 2), rd16(tcp), now);
+	if (!e)
+		return;
+	e->expires_ms = now + RUN_NAT_IDLE_MS;
+	csum_replace4(ip + 10, ip + 12, (const uint8_t *)&e->alloc_be);
+	csum_replace4(tcp + 16, ip + 12, (const uint8_t *)&e->alloc_be);
+	memcpy(ip + 12, &e->alloc_be, 4);
+	re->nat_out++;
+}
+
+/* For the splice: the address a client's connection was really for. */
+static uint32_t nat_orig_dst(void *arg, uint32_t client_be, uint16_t cport, uint16_t lport)
+{
+	struct appliance *a = arg;
+	struct run_egress *re = a->egress;
+	if (!re || !re->nat)
+		return 0;
+	for (int p = 0; p < a->nports; p++) {
+		struct nat_entry *e = nat_find(re, (uint8_t)p, client_be, cport, lport, net_now_ms());
+		if (e)
+			return e->alloc_be;
+	}
+	return 0;
+}
+
+static bool tx_filter(void *arg, struct net_if *nif, void *head, uint16_t head_len, uint16_t frame_len)
 {
 	struct appliance *a = arg;
 	struct run_egress *re = a->egress;
 	int p = port_of(a, nif);
-	if (!re || !re->filter || p < 0)
+	if (!re || p < 0)
 		return true;
-	return filter_reason_passes(filter_frame_head(re->filter, re->flows, (unsigned)p, FILTER_EGRESS,
-						      head, head_len, frame_len, net_now_ms()));
+	if (re->filter && !filter_reason_passes(filter_frame_head(re->filter, re->flows, (unsigned)p, FILTER_EGRESS,
+								  head, head_len, frame_len, net_now_ms())))
+		return false;
+	if (re->nat)
+		nat_out(re, p, head, head_len);
+	return true;
 }
 
 bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, uint16_t len)
 {
 	struct run_egress *re = a->egress;
 	int p;
-	if (!re || !re->filter || (p = port_of(a, nif)) < 0)
+	if (!re || (p = port_of(a, nif)) < 0)
+		return true;
+	/* the frame is the driver's receive buffer, ours until we return */
+	if (re->nat && !nat_in(re, p, (uint8_t *)(uintptr_t)frame, len))
+		return false;
+	if (!re->filter)
 		return true;
 	return filter_reason_passes(filter_frame(re->filter, re->flows, (unsigned)p, FILTER_INGRESS,
 						 frame, len, net_now_ms()));
@@ -510,9 +660,19 @@ void run_egress_commit(struct appliance *a, struct run_egress *re)
 				fprintf(stderr, "meshgate: filter: no memory for the flow table; replies are not tracked\n");
 		}
 	}
+	if (re && re->engine && re->cfg->egress->range_prefix) {
+		if (old && old->nat) {
+			re->nat = old->nat;
+			old->nat = NULL;
+		} else if (!(re->nat = calloc((size_t)RUN_NAT_SETS * 4, sizeof *re->nat))) {
+			fprintf(stderr, "meshgate: egress: no memory for the address table; addressRange connections refused\n");
+		}
+	}
+	if (re && re->proxy)
+		egress_proxy_set_orig_dst(re->proxy, nat_orig_dst, a);
 	free_state(old);
 	a->egress = re;
-	net_set_tx_filter(re && re->filter ? tx_filter : NULL, a);
+	net_set_tx_filter(re && (re->filter || re->nat) ? tx_filter : NULL, a);
 	if (re && re->ndns && re->cfg->egress->mode == EGRESS_MODE_ALLOW_ANY && re->cfg->egress->dns_upstream) {
 		if (getrandom(&re->rnd, sizeof re->rnd, 0) != sizeof re->rnd || !re->rnd)
 			re->rnd = 0x2545f491u;
@@ -588,6 +748,11 @@ void run_egress_report(const struct appliance *a, FILE *out)
 			(unsigned long long)dp->forward_unsupported, (unsigned long long)dp->send_failed,
 			(unsigned long long)dp->tcp_refused);
 	}
+	if (re->nat)
+		fprintf(out, "egress-nat in=%llu out=%llu full=%llu clash=%llu unknown=%llu\n",
+			(unsigned long long)re->nat_in, (unsigned long long)re->nat_out,
+			(unsigned long long)re->nat_full, (unsigned long long)re->nat_clash,
+			(unsigned long long)re->nat_unknown);
 	if (re->upstream)
 		fprintf(out, "dns-forward sent=%llu answered=%llu timeout=%llu full=%llu mismatch=%llu\n",
 			(unsigned long long)re->fwd_sent, (unsigned long long)re->fwd_answered,

@@ -3,7 +3,8 @@
 # with the DNS responder, the egress TLS splice and the packet filter,
 # against real clients in a namespace: dig for declared, undeclared and
 # malformed queries; curl https://allowed.example resolved by meshgate's DNS
-# to the gateway and spliced (TLS not terminated: the server's own
+# to an address of its egress range (240.240.0.0/16, routed to meshgate) and
+# spliced (TLS not terminated: the server's own
 # certificate reaches curl) to a TLS server in an "internet" namespace; an
 # undeclared host refused; a TCP SYN scan of ports 1-1024 (one hand-made SYN
 # per port, so the filter's counters can be compared with exactly what was
@@ -17,9 +18,6 @@
 # the "internet" namespace (and a reply for another question with the right
 # id is not relayed).
 #
-# Not covered (not implemented): connections to addresses from
-# spec.egress.addressRange (lwIP accepts only the port's own address; the
-# allocation is unit-tested in test_egress.c).
 set -u
 . "$(dirname "$0")/../lib.sh"
 NS=mgx-in
@@ -62,6 +60,7 @@ ip -n $NS link set lo up
 ip -n $NS addr add $CLI/24 dev mgx-i0
 ip -n $NS link set mgx-i0 up
 ip -n $NS route add 198.18.31.0/24 via $GW
+ip -n $NS route add 240.240.0.0/16 via $GW
 ip netns exec $NS ethtool -K mgx-i0 tx off tso off gso off >/dev/null 2>&1
 ip netns add $NET
 ip link add mgx-o1 type veth peer name mgx-o0 netns $NET
@@ -99,6 +98,7 @@ spec:
   egress:
     ports: [inside]
     outsidePort: outside
+    addressRange: 240.240.0.0/16
     dns: {unknownAnswer: NXDOMAIN, ttl: 20}
   networkPolicies:
     - name: inside-admin
@@ -139,13 +139,15 @@ DIG=(dig +time=2 +tries=1 +norecurse @$GW)
 
 # --- DNS
 a=$(in_ns "${DIG[@]}" +short allowed.example A)
-expect_eq "dig allowed.example -> the gateway" "$a" "$GW"
+case $a in 240.240.*.*) ok "dig allowed.example -> $a (from the egress range)";;
+	*) not_ok "dig allowed.example: got '$a'";; esac
 a2=$(in_ns "${DIG[@]}" +short allowed.example A)
-expect_eq "the same answer again" "$a2" "$a"
+expect_eq "the address of a host is stable" "$a2" "$a"
 w=$(in_ns "${DIG[@]}" +short img.cdn.example A)
-expect_eq "dig img.cdn.example (wildcard) -> the gateway" "$w" "$GW"
+case $w in 240.240.*.*) [ "$w" != "$a" ] && ok "dig img.cdn.example (wildcard) -> $w" || not_ok "wildcard got $w";;
+	*) not_ok "dig img.cdn.example: got '$w'";; esac
 t=$(in_ns "${DIG[@]}" +tcp +short allowed.example A)
-expect_eq "dig +tcp allowed.example -> the gateway (DNS over TCP)" "$t" "$GW"
+expect_eq "dig +tcp allowed.example -> the same address (DNS over TCP)" "$t" "$a"
 st=$(in_ns "${DIG[@]}" +tcp undeclared.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
 expect_eq "dig +tcp undeclared.example -> NXDOMAIN" "$st" "NXDOMAIN"
 st=$(in_ns "${DIG[@]}" undeclared.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
@@ -171,15 +173,15 @@ body=$(in_ns curl -sS --max-time 10 --cacert "$WORK/srv.pem" --resolve allowed.e
 case $body in *s_server*) ok "curl https://allowed.example through the gateway reaches the server";;
 	*) not_ok "curl https://allowed.example: $(echo "$body" | head -3)";; esac
 want=$(openssl x509 -in "$WORK/srv.pem" -noout -fingerprint -sha256)
-got=$(echo | in_ns timeout 10 openssl s_client -connect $GW:443 -servername allowed.example 2>/dev/null |
+got=$(echo | in_ns timeout 10 openssl s_client -connect $a:443 -servername allowed.example 2>/dev/null |
 	openssl x509 -noout -fingerprint -sha256 2>/dev/null)
 expect_eq "the server's own certificate reaches the client (TLS not terminated)" "$got" "$want"
-if in_ns curl -sS --max-time 10 -k --resolve evil.example:443:$GW https://evil.example/ >/dev/null 2>&1; then
+if in_ns curl -sS --max-time 10 -k --resolve evil.example:443:$a https://evil.example/ >/dev/null 2>&1; then
 	not_ok "an undeclared host is refused"
 else
 	ok "an undeclared host is refused"
 fi
-body=$(in_ns curl -sS --max-time 10 --resolve allowed.example:80:$GW http://allowed.example/index.txt 2>&1)
+body=$(in_ns curl -sS --max-time 10 --resolve allowed.example:80:$a http://allowed.example/index.txt 2>&1)
 expect_eq "plain HTTP to allowed.example, routed by its Host header" "$body" "plain http upstream"
 if in_ns curl -sS --max-time 10 --resolve evil.example:80:$GW http://evil.example/index.txt >/dev/null 2>&1; then
 	not_ok "plain HTTP to an undeclared Host is refused"
@@ -205,7 +207,7 @@ sleep 1
 kill $MG_PID
 wait $MG_PID 2>/dev/null
 MG_PID=
-grep -E '^(filter|filter-rule|dns|egress|egress-splice) ' "$WORK/meshgate.log" | sed 's/^/# /'
+grep -E '^(filter|filter-rule|dns|egress|egress-splice|egress-nat) ' "$WORK/meshgate.log" | sed 's/^/# /'
 line=$(grep '^filter inside ingress ' "$WORK/meshgate.log")
 dd=$(echo "$line" | sed -n 's/.* default-deny=\([0-9]*\).*/\1/p')
 # 1024 SYNs minus 22 (rule), 53 (DNS over TCP port), 80 and 443 (egress
@@ -225,6 +227,9 @@ for want in spliced=3 refused=3; do
 done
 check "the refusal is logged with its reason" grep -q '"sni":"evil.example".*"decision":"host not declared by any ServiceEntry"' "$WORK/meshgate.log"
 check "the allowed connection is logged with its bytes" grep -q '"sni":"allowed.example".*"decision":"allowed","bytes_out":[1-9]' "$WORK/meshgate.log"
+check "... with the egress-range address the client connected to" grep -q "\"sni\":\"allowed.example\",\"destination\":\"$a:443\"" "$WORK/meshgate.log"
+nat=$(grep '^egress-nat ' "$WORK/meshgate.log")
+case $nat in *" clash=0 "*) ok "egress-range connections rewritten both ways ($nat)";; *) not_ok "egress-nat: $nat";; esac
 dl=$(sed -n 's/^dns inside \(.*\)$/\1/p' "$WORK/meshgate.log")
 for want in answered=4 nodata=1 nxdomain=3 formerr=2 dropped=1 tcp_refused=0; do
 	case " $dl " in *" $want "*) ok "dns counter $want";; *) not_ok "dns counter $want (got: $dl)";; esac
@@ -243,12 +248,13 @@ for _ in $(seq 100); do
 	grep -q 'meshgate: ready' "$WORK/meshgate-any.log" 2>/dev/null && grep -q ready "$WORK/resolver.log" && break
 	sleep 0.1
 done
-a=$(in_ns "${DIG[@]}" +short other.example A)
-expect_eq "ALLOW_ANY: unknown name answered by the upstream resolver" "$a" "198.18.30.77"
-a=$(in_ns "${DIG[@]}" +short allowed.example A)
-expect_eq "ALLOW_ANY: declared name still answered by meshgate" "$a" "$GW"
-a=$(in_ns "${DIG[@]}" +short twice.example A)
-expect_eq "ALLOW_ANY: only the reply to the question asked is relayed" "$a" "198.18.30.77"
+d=$(in_ns "${DIG[@]}" +short other.example A)
+expect_eq "ALLOW_ANY: unknown name answered by the upstream resolver" "$d" "198.18.30.77"
+d=$(in_ns "${DIG[@]}" +short allowed.example A)
+case $d in 240.240.*.*) ok "ALLOW_ANY: declared name still answered by meshgate ($d)";;
+	*) not_ok "ALLOW_ANY: declared name still answered by meshgate (got '$d')";; esac
+d=$(in_ns "${DIG[@]}" +short twice.example A)
+expect_eq "ALLOW_ANY: only the reply to the question asked is relayed" "$d" "198.18.30.77"
 st=$(in_ns "${DIG[@]}" +tcp other.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
 expect_eq "ALLOW_ANY over TCP: SERVFAIL (not forwarded)" "$st" "SERVFAIL"
 echo "show egress" >&7
