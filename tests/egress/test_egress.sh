@@ -20,6 +20,8 @@
 #
 set -u
 . "$(dirname "$0")/../lib.sh"
+exec 9>/run/lock/meshgate-egress.lock   # fixed netns names: one run per machine
+flock 9
 NS=mgx-in
 NET=mgx-net
 GW=198.18.28.1
