@@ -1,6 +1,7 @@
 /* Configuration loader: see config.h. Boot / reload time only. */
 #include "appliance/config.h"
 #include "appliance/config_console.h"
+#include "appliance/egress.h"
 #include "appliance/policy.h"
 #include "appliance/yaml_node.h"
 #include <arpa/inet.h>
@@ -528,7 +529,7 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 	if (!yget_map(d, spec, "spec"))
 		return;
 	static const char *const sk[] = {"trustDomain", "rootNamespace", "identity", "trustBundles",
-		"dpdk", "ports", "services", "listeners", "limits", "console", "admin", "accessLog", NULL};
+		"dpdk", "ports", "services", "listeners", "limits", "console", "admin", "accessLog", "egress", "networkPolicies", NULL};
 	ymap_check_keys(d, spec, "spec", sk);
 	if (!(v = ymap_get(d, spec, "trustDomain")))
 		yerr(d, spec, "spec.trustDomain", "required (e.g. cluster.local)");
@@ -616,6 +617,7 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 	if ((v = ymap_get(d, spec, "console")))
 		config_parse_console(d, v, cfg);
 	admin_config_parse(d, spec, cfg);
+	config_egress_parse_appliance(d, spec, cfg);
 }
 
 static void load_text(struct loader *L, const char *name, const char *base_dir, const char *text,
@@ -654,6 +656,8 @@ static void load_text(struct loader *L, const char *name, const char *base_dir, 
 				parse_appliance(L, &d, root, base_dir);
 			else if (kind && (!strcmp(kind, "AuthorizationPolicy") || !strcmp(kind, "PeerAuthentication")))
 				policy_builder_add(L->pb, &doc, root, name, L->errs);
+			else if (kind && !strcmp(kind, "ServiceEntry"))
+				config_egress_parse_service_entry(&d, root, L->cfg);
 			else
 				yerr(&d, kn, "kind", "unknown kind %s%s%s (Appliance, AuthorizationPolicy or PeerAuthentication)",
 				     kind ? "\"" : "", kind ? kind : ytype_name(kn), kind ? "\"" : "");
@@ -737,7 +741,9 @@ static int finish(struct loader *L, unsigned flags)
 		config_error_add(L->errs, cfg->file0, 0, "", "no Appliance document (kind: Appliance, apiVersion: meshgate.dev/v1alpha1) found");
 	if (!cfg->root_namespace[0])
 		snprintf(cfg->root_namespace, sizeof cfg->root_namespace, "istio-system");
+	config_egress_finish(cfg, L->errs);
 	if (L->errs->count) {
+		config_egress_free(cfg);
 		policy_builder_free(L->pb);
 		memset(cfg, 0, sizeof *cfg);
 		return -1;
@@ -746,6 +752,7 @@ static int finish(struct loader *L, unsigned flags)
 	L->pb = NULL;
 	if (!cfg->policies) {
 		config_error_add(L->errs, cfg->file0, 0, "", "out of memory building the policy index");
+		config_egress_free(cfg);
 		memset(cfg, 0, sizeof *cfg);
 		return -1;
 	}
@@ -819,4 +826,5 @@ void config_free(struct config *cfg)
 		return;
 	policy_set_free(cfg->policies);
 	cfg->policies = NULL;
+	config_egress_free(cfg);
 }

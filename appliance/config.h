@@ -96,6 +96,7 @@ struct config_limits {
 };
 
 struct policy_set;
+struct egress_config;
 
 struct config {
 	char file0[CONFIG_MAX_PATH];        /* first file, for messages */
@@ -126,6 +127,9 @@ struct config {
 	int appliance_line;                 /* where the Appliance document starts */
 	/* spec.console.passwordHash (config_console.h); "" = no console login */
 	char console_password_hash[160];
+	/* spec.egress, spec.networkPolicies, ServiceEntry documents (egress.h);
+	 * NULL when the config has none of them. Owned. */
+	struct egress_config *egress;
 };
 
 /* Loads and validates. Returns 0 on success; on any error returns -1 with

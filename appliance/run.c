@@ -22,6 +22,7 @@
 #include "appliance/config.h"
 #include "appliance/policy.h"
 #include "appliance/proxy.h"
+#include "appliance/run_egress.h"
 #include "appliance/run_internal.h"
 #include "drivers/boot.h"
 #include "drivers/hostif.h"
@@ -213,12 +214,20 @@ int run_reload(struct appliance *a, FILE *out)
 		return -1;
 	}
 	char err[256];
-	int closed = proxy_apply(a->proxy, cfg, cr, err, sizeof err);
-	if (closed < 0) {
-		fprintf(out, "reload refused: %s; generation %u keeps serving\n", err, a->generation);
+	struct run_egress *re;
+	if (run_egress_prepare(a, cfg, &re, err, sizeof err) != 0) {
+		fprintf(out, "reload refused: egress: %s; generation %u keeps serving\n", err, a->generation);
 		free_all(cfg, cr);
 		return -1;
 	}
+	int closed = proxy_apply(a->proxy, cfg, cr, err, sizeof err);
+	if (closed < 0) {
+		fprintf(out, "reload refused: %s; generation %u keeps serving\n", err, a->generation);
+		run_egress_abort(re);
+		free_all(cfg, cr);
+		return -1;
+	}
+	run_egress_commit(a, re);
 	if (admin_app_apply(a->admin, cfg, cr, err, sizeof err) != 0)
 		fprintf(out, "%s: spec.admin: %s (the admin console is off until fixed)\n", cfg->file0, err);
 	/* handshakes in progress still use the old credentials: retire them
@@ -275,6 +284,8 @@ static int open_ports(struct appliance *a)
 
 static void deliver(void *arg, const void *frame, uint16_t len)
 {
+	if (!run_egress_rx(&the_appliance, arg, frame, len))
+		return;                 /* dropped by the packet filter, counted there */
 	net_if_input(arg, frame, len);
 }
 
@@ -318,6 +329,7 @@ static void loop(struct appliance *a)
 		admin_app_poll(a->admin, now);
 		if (a->nretired)
 			retired_sweep(a, now, false);
+		run_egress_poll(a, now);
 		for (int i = 0; i < a->nports; i++)
 			port_tx_flush(a->ports[i]);
 		bool console_busy = run_console_poll(&a->console, now);
@@ -396,6 +408,12 @@ int run_inner(struct appliance *a)
 		fprintf(stderr, "%s: spec.admin: %s\n", a->cfg->file0, err);
 		return 1;
 	}
+	struct run_egress *re;
+	if (run_egress_prepare(a, a->cfg, &re, err, sizeof err) != 0) {
+		fprintf(stderr, "meshgate: egress: %s\n", err);
+		return 1;
+	}
+	run_egress_commit(a, re);
 	a->generation = 1;
 	a->started_ms = net_now_ms();
 	a->started_wall = time(NULL);
@@ -443,6 +461,7 @@ int run_inner(struct appliance *a)
 
 void run_teardown(struct appliance *a)
 {
+	run_egress_stop(a);
 	run_console_stop(&a->console);
 	admin_app_stop(a->admin);
 	a->admin = NULL;

@@ -311,6 +311,8 @@ int run_console_start(struct run_console *rc, struct appliance *a, const char *s
 		e = policy_console_register(&rc->reg, &rc->policy_cmds, &a->cfg);
 	if (e == CONSOLE_OK)
 		e = tls_console_register(&rc->reg, &rc->tls_cmds, &a->creds, &a->cfg);
+	if (e == CONSOLE_OK)
+		e = run_egress_console_register(&rc->reg, &rc->egress_cmds, a);
 	if (e != CONSOLE_OK) {
 		snprintf(err, errlen, "registering the commands: %s", console_strerror(e));
 		return -1;

@@ -29,6 +29,7 @@
 #include "appliance/console.h"
 #include "appliance/policy_console.h"
 #include "appliance/proxy_console.h"
+#include "appliance/run_egress.h"
 #include "appliance/tls_console.h"
 #include "drivers/serial.h"
 
@@ -59,6 +60,7 @@ struct run_console {
 	struct proxy_console proxy_cmds;
 	struct policy_console policy_cmds;
 	struct tls_console tls_cmds;
+	struct run_egress_console egress_cmds;
 	struct console_command cmds[RUN_CONSOLE_COMMANDS];
 };
 

@@ -15,6 +15,7 @@ struct tls_credentials;
 struct port;
 struct net_if;
 struct proxy;
+struct run_egress;
 struct boot_info;
 struct appliance;
 struct admin_app;
@@ -34,6 +35,7 @@ struct appliance {
 	struct net_if *ifs[CONFIG_MAX_PORTS];
 	int nports;
 	struct proxy *proxy;
+	struct run_egress *egress;          /* filter, DNS, egress engine (run_egress.h) */
 	struct admin_app *admin;     /* admin console (admin_app.h, run_admin.c) */
 	const char *upload_text;    /* set while a POST /api/v1/config reloads */
 	size_t upload_len;

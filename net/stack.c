@@ -30,6 +30,14 @@ struct net_if {
 static struct net_if net_ifs[NET_MAX_IFS];
 static unsigned net_nifs;
 static int net_started;
+static net_tx_filter_fn net_tx_filter;
+static void *net_tx_filter_arg;
+
+void net_set_tx_filter(net_tx_filter_fn fn, void *arg)
+{
+	net_tx_filter = fn;
+	net_tx_filter_arg = arg;
+}
 
 void net_init(void)
 {
@@ -45,6 +53,10 @@ void net_init(void)
 static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
 {
 	struct net_if *nif = netif->state;
+	if (net_tx_filter && !net_tx_filter(net_tx_filter_arg, nif, p->payload, p->len, p->tot_len)) {
+		nif->stats.tx_filtered++;
+		return ERR_OK;
+	}
 	void *buf = nif->tx_reserve(nif->drv, p->tot_len);
 	if (!buf) {
 		nif->stats.tx_no_buffer++;

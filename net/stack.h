@@ -49,7 +49,19 @@ const char *net_if_name(const struct net_if *nif);
 
 struct net_if_stats {
 	uint64_t rx_frames, tx_frames, rx_no_pbuf, tx_no_buffer;
+	uint64_t tx_filtered;       /* refused by the TX filter hook */
 };
+
+/* Optional hook on every outgoing frame, before a driver buffer is taken:
+ * `head` is the frame's first pbuf (all of lwIP's headers), frame_len the
+ * whole frame. false = drop it (counted in tx_filtered; TCP retransmits as
+ * after a loss). The hook may rewrite header fields in place (lwIP rebuilds
+ * the headers of a retransmission, which comes through the hook again).
+ * NULL removes the hook. Used by the packet filter and the egress NAT. */
+#include <stdbool.h>
+typedef bool (*net_tx_filter_fn)(void *arg, struct net_if *nif, void *head,
+				 uint16_t head_len, uint16_t frame_len);
+void net_set_tx_filter(net_tx_filter_fn fn, void *arg);
 void net_if_get_stats(const struct net_if *nif, struct net_if_stats *out);
 
 /* Runs lwIP's timers when due; call every loop iteration. */
