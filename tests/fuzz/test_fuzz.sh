@@ -3,11 +3,11 @@
 # by tests/fuzz/mutate.c over its seed corpus plus a fixed number of
 # deterministic mutants (FUZZ_ITERATIONS, default 50000; FUZZ_SEED changes
 # the sequence). A crash, sanitizer report or failed invariant fails the
-# test and leaves the input in build/fuzz/<target>/fuzz-crash.bin.
+# test and leaves the input in build/fuzz-suite/<target>/fuzz-crash.bin.
 set -u
 . "$(dirname "$0")/../lib.sh"
 top=$TESTS_TOP
-out=$top/build/fuzz
+out=$top/build/fuzz-suite
 mkdir -p "$out"
 n=${FUZZ_ITERATIONS:-50000}
 seed=${FUZZ_SEED:-1}
@@ -56,10 +56,14 @@ rm -f "$out"/fuzz_*/fuzz_*
 # the loader and every section parser it calls (config_*.c, *_config.c)
 cfg_srcs=$(cd "$top" && ls appliance/config*.c appliance/*_config.c 2>/dev/null | grep -v config_cli.c)
 build fuzz_config tests/fuzz/fuzz_config.c $cfg_srcs appliance/yaml_node.c \
-	appliance/policy_load.c appliance/policy.c appliance/console_auth.c -- -lyaml -lcrypto
-run fuzz_config "$top/tests/data/config" "$top/tests/data/policy"
+	appliance/policy_load.c appliance/policy.c appliance/console_auth.c appliance/egress.c -- -lyaml -lcrypto
+run fuzz_config "$top/tests/data/config" "$top/tests/data/policy" "$top/tests/data/egress"
 build fuzz_http tests/fuzz/fuzz_http.c appliance/http.c -- -DFUZZ_HTTP_NO_MAIN -lhttp_parser
 run fuzz_http "$top/tests/data/http"
 build fuzz_x509 tests/fuzz/fuzz_x509.c tls/x509.c --
 run fuzz_x509 "$out/x509-seeds"
+build fuzz_dns tests/fuzz/fuzz_dns.c net/dns.c -- -DFUZZ_DNS_NO_MAIN
+run fuzz_dns "$top/tests/data/dns"
+build fuzz_sni tests/fuzz/fuzz_sni.c appliance/egress.c -- -DFUZZ_SNI_NO_MAIN
+run fuzz_sni "$top/tests/data/sni"
 tap_exit
