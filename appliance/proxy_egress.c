@@ -11,6 +11,7 @@
 
 #include "appliance/config.h"
 #include "appliance/egress.h"
+#include "appliance/policy.h"
 #include "net/stack.h"
 
 #define EGRESS_MAX_LISTENERS 64     /* lwIP MEMP_NUM_TCP_PCB_LISTEN */
@@ -32,6 +33,7 @@ struct eg_conn {
 	uint64_t bytes_out, bytes_in;
 	char host[EGRESS_MAX_HOST];
 	const char *decision;
+	char policy[2 * CONFIG_MAX_NAME + 2];   /* deciding AuthorizationPolicy, "" none */
 };
 
 struct eg_listener { struct tcp_pcb *pcb; uint32_t addr_be; uint16_t port; };
@@ -74,8 +76,8 @@ static void conn_log(struct eg_conn *c)
 	ip_text(c->up_be, up, sizeof up);
 	snprintf(line, sizeof line,
 		 "{\"egress\":true,\"source\":\"%s:%u\",\"sni\":\"%s\",\"destination\":\"%s:%u\",\"upstream\":\"%s:%u\","
-		 "\"decision\":\"%s\",\"bytes_out\":%llu,\"bytes_in\":%llu}",
-		 src, c->sport, c->host, dst, c->dport, up, c->up_port, c->decision ? c->decision : "",
+		 "\"decision\":\"%s\",\"policy\":\"%s\",\"bytes_out\":%llu,\"bytes_in\":%llu}",
+		 src, c->sport, c->host, dst, c->dport, up, c->up_port, c->decision ? c->decision : "", c->policy,
 		 (unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in);
 	ep->log(ep->log_arg, line);
 }
@@ -275,6 +277,28 @@ static void decide(struct eg_conn *c, enum egress_protocol seen, enum egress_sni
 		return;
 	}
 	const struct egress_entry *s = &ep->cfg->egress->entries[d.entry];
+	/* AuthorizationPolicy on egress, with the same engine: the workload is
+	 * the ServiceEntry's namespace; the inside client has no SPIFFE
+	 * identity here (its TLS is not terminated), so rules select it by
+	 * source ipBlocks and the destination by connection.sni (the SNI or
+	 * Host) and ports, as for an Istio egress gateway. */
+	struct policy_request q = {
+		.workload_namespace = s->namespace_,
+		.source_ip = c->src_be,
+		.dest_ip = c->dst_be,
+		.dest_port = c->dport,
+		.sni = c->host[0] ? c->host : NULL,
+	};
+	struct policy_decision pd;
+	policy_evaluate(ep->cfg->policies, &q, &pd);
+	if (pd.policy_name[0])
+		snprintf(c->policy, sizeof c->policy, "%s/%s", pd.policy_namespace, pd.policy_name);
+	if (pd.action != POLICY_ALLOW) {
+		ep->c.policy_denied++;
+		ep->c.refused++;
+		conn_kill(c, true, "policy-denied");
+		return;
+	}
 	if (!upstream_for(s, d.port, &c->up_be, &c->up_port)) {
 		ep->c.no_upstream++;
 		ep->c.refused++;

@@ -32,6 +32,7 @@ typedef void (*egress_proxy_log_fn)(void *arg, const char *line);
 
 struct egress_proxy_counters {
 	uint64_t accepted, spliced, refused, pool_empty, peek_timeout, no_upstream, connect_failed;
+	uint64_t policy_denied;     /* an AuthorizationPolicy refused it */
 	uint64_t bytes_out, bytes_in;
 };
 

@@ -770,10 +770,11 @@ void run_egress_report(const struct appliance *a, FILE *out)
 	if (re->proxy) {
 		const struct egress_proxy_counters *c = egress_proxy_counters(re->proxy);
 		fprintf(out, "egress-splice accepted=%llu spliced=%llu refused=%llu pool_empty=%llu peek_timeout=%llu "
-			"no_upstream=%llu connect_failed=%llu bytes_out=%llu bytes_in=%llu\n",
+			"no_upstream=%llu connect_failed=%llu policy_denied=%llu bytes_out=%llu bytes_in=%llu\n",
 			(unsigned long long)c->accepted, (unsigned long long)c->spliced, (unsigned long long)c->refused,
 			(unsigned long long)c->pool_empty, (unsigned long long)c->peek_timeout,
 			(unsigned long long)c->no_upstream, (unsigned long long)c->connect_failed,
+			(unsigned long long)c->policy_denied,
 			(unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in);
 	}
 }

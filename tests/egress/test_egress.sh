@@ -120,6 +120,14 @@ spec:
   resolution: STATIC
   endpoints: [{address: $SRV}]
   ports: [{number: 443, name: tls, protocol: TLS}, {number: 80, name: http, protocol: HTTP}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-blocked-cdn, namespace: egress}
+spec:
+  action: DENY
+  rules:
+    - when: [{key: connection.sni, values: ["blocked.cdn.example"]}]
 YAML
 
 "$MESHGATE" run --config "$WORK/egress.yaml" --console none >"$WORK/meshgate.log" 2>&1 &
@@ -183,6 +191,22 @@ if in_ns curl -sS --max-time 10 -k --resolve evil.example:443:$a https://evil.ex
 else
 	ok "an undeclared host is refused"
 fi
+# AuthorizationPolicy applies to egress: the same engine, by SNI here
+c1=$(in_ns "${DIG[@]}" +short img.cdn.example A)
+c2=$(in_ns "${DIG[@]}" +short blocked.cdn.example A)
+if in_ns curl -sS --max-time 10 -k --resolve img.cdn.example:443:$c1 https://img.cdn.example/ 2>&1 | grep -q s_server; then
+	ok "img.cdn.example (declared, no policy against it) is spliced"
+else
+	not_ok "img.cdn.example is spliced"
+fi
+if in_ns curl -sS --max-time 10 -k --resolve blocked.cdn.example:443:$c2 https://blocked.cdn.example/ >/dev/null 2>&1; then
+	not_ok "blocked.cdn.example refused by the DENY AuthorizationPolicy"
+else
+	ok "blocked.cdn.example refused by the DENY AuthorizationPolicy"
+fi
+for _ in $(seq 20); do grep -q '"sni":"blocked.cdn.example".*"decision":"policy-denied","policy":"egress/no-blocked-cdn"' "$WORK/meshgate.log" && break; sleep 0.1; done
+check "egress refusal logged with the deciding policy" \
+	grep -q '"sni":"blocked.cdn.example".*"decision":"policy-denied","policy":"egress/no-blocked-cdn"' "$WORK/meshgate.log"
 body=$(in_ns curl -sS --max-time 10 --resolve allowed.example:80:$a http://allowed.example/index.txt 2>&1)
 expect_eq "plain HTTP to allowed.example, routed by its Host header" "$body" "plain http upstream"
 if in_ns curl -sS --max-time 10 --resolve evil.example:80:$GW http://evil.example/index.txt >/dev/null 2>&1; then
@@ -223,17 +247,17 @@ r1=$(sed -n 's/^filter-rule inside-admin ingress\[1\] packets=\([0-9]*\)$/\1/p' 
 expect_eq "rule ingress[1] (ICMP) counted the first echo request" "$r1" "1"
 est=$(echo "$line" | sed -n 's/.* established=\([0-9]*\).*/\1/p')
 [ "${est:-0}" -ge 2 ] && ok "established flows counted ($est)" || not_ok "established flows counted (got '$est')"
-for want in spliced=3 refused=3; do
+for want in spliced=4 refused=4 policy_denied=1; do
 	case " $(grep '^egress-splice ' "$WORK/meshgate.log") " in *" $want "*) ok "splice counter $want";;
 		*) not_ok "splice counter $want";; esac
 done
 check "the refusal is logged with its reason" grep -q '"sni":"evil.example".*"decision":"host not declared by any ServiceEntry"' "$WORK/meshgate.log"
-check "the allowed connection is logged with its bytes" grep -q '"sni":"allowed.example".*"decision":"allowed","bytes_out":[1-9]' "$WORK/meshgate.log"
+check "the allowed connection is logged with its bytes" grep -q '"sni":"allowed.example".*"decision":"allowed","policy":"","bytes_out":[1-9]' "$WORK/meshgate.log"
 check "... with the egress-range address the client connected to" grep -q "\"sni\":\"allowed.example\",\"destination\":\"$a:443\"" "$WORK/meshgate.log"
 nat=$(grep '^egress-nat ' "$WORK/meshgate.log")
 case $nat in *" clash=0 "*) ok "egress-range connections rewritten both ways ($nat)";; *) not_ok "egress-nat: $nat";; esac
 dl=$(sed -n 's/^dns inside \(.*\)$/\1/p' "$WORK/meshgate.log")
-for want in answered=4 nodata=1 nxdomain=3 formerr=2 dropped=1 tcp_refused=0; do
+for want in answered=6 nodata=1 nxdomain=3 formerr=2 dropped=1 tcp_refused=0; do
 	case " $dl " in *" $want "*) ok "dns counter $want";; *) not_ok "dns counter $want (got: $dl)";; esac
 done
 
