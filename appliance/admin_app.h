@@ -56,6 +56,9 @@ struct admin_app_options {
 	 * reload's own messages either way. */
 	int (*apply_config)(void *arg, const char *text, size_t len, char *msg, size_t msglen);
 	unsigned (*generation)(void *arg);
+	/* more /metrics text (complete HELP/TYPE families) after the core
+	 * series; returns bytes written into buf (0 = none) */
+	size_t (*extra_metrics)(void *arg, char *buf, size_t cap);
 };
 
 struct admin_app *admin_app_create(const struct admin_app_options *opt, char *err, size_t errlen);

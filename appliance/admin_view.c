@@ -319,6 +319,8 @@ static size_t src_metrics(void *arg, char *buf, size_t cap)
 	size_t n = 0;
 	if (metrics_render(&app->obs->metrics, &s, buf, cap, &n) != METRICS_OK)
 		return 0;
+	if (app->opt.extra_metrics && n < cap)
+		n += app->opt.extra_metrics(app->opt.arg, buf + n, cap - n);
 	return n;
 }
 

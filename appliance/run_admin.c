@@ -7,6 +7,7 @@
 
 #include "appliance/admin_app.h"
 #include "appliance/run_internal.h"
+#include "appliance/run_egress.h"
 #include "drivers/port.h"
 #include "net/stack.h"
 
@@ -35,6 +36,11 @@ static int ports_cb(void *arg, struct metrics_port_sample *out, int max)
 static unsigned generation_cb(void *arg)
 {
 	return ((struct appliance *)arg)->generation;
+}
+
+static size_t extra_metrics_cb(void *arg, char *buf, size_t cap)
+{
+	return run_egress_metrics(arg, buf, cap);
 }
 
 /* POST /api/v1/config: the uploaded text goes through run_reload, exactly
@@ -79,6 +85,7 @@ struct admin_app *run_admin_create(struct appliance *a, proxy_log_fn log, char *
 		.cfg = a->cfg, .creds = a->creds, .ifs = a->ifs, .log = log, .log_arg = a,
 		.started_ms = net_now_ms(), .upload_base_dir = base, .arg = a,
 		.ports = ports_cb, .apply_config = apply_cb, .generation = generation_cb,
+		.extra_metrics = extra_metrics_cb,
 	};
 	return admin_app_create(&o, err, errlen);
 }

@@ -38,6 +38,9 @@ bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, u
 /* Counters, one "filter ..." / "filter-rule ..." / "dns ..." / "egress ..."
  * line each. */
 void run_egress_report(const struct appliance *a, FILE *out);
+/* The egress, DNS and filter counters as Prometheus text (for /metrics);
+ * returns the bytes written, 0 when none or they do not fit. */
+size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap);
 
 /* Console command "show egress": run_egress_report on the console. The
  * struct outlives the registry (it lives in struct run_console). */

@@ -97,6 +97,7 @@ spec:
     - {name: hello, namespace: demo, labels: {app: hello}, demo: true}
   listeners:
     - {name: hello, port: inside, listen: 8443, protocol: http, service: hello}
+  admin: {port: inside, listen: 9943, allowedPrincipals: ["cluster.local/ns/prod/sa/frontend"]}
   egress:
     ports: [inside]
     outsidePort: outside
@@ -111,6 +112,8 @@ spec:
           ports: [{protocol: TCP, port: 22}]
         - from: [{ipBlock: {cidr: 198.18.28.0/24}}]
           ports: [{protocol: ICMP}]
+        - from: [{ipBlock: {cidr: $CLI/32}}]
+          ports: [{protocol: TCP, port: 9943}]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -229,6 +232,19 @@ in_ns python3 "$TESTS_TOP/tests/egress/pkt.py" syn $CLI $GW 1-1024
 in_ns python3 "$TESTS_TOP/tests/egress/pkt.py" syn 198.18.28.11 $GW 22
 in_ns python3 "$TESTS_TOP/tests/egress/pkt.py" syn $CLI 198.18.31.99 443
 sleep 1
+
+# --- the egress, DNS and filter counters in /metrics (admin console, mTLS)
+in_ns curl -sS --max-time 10 --cacert "$PKI/ca.pem" --cert "$PKI/frontend.pem" --key "$PKI/frontend.key" \
+	--resolve meshgate.test:9943:$GW https://meshgate.test:9943/metrics >"$WORK/metrics.txt" 2>"$WORK/metrics.err"
+check "/metrics passes promtool check metrics" bash -c "test -s '$WORK/metrics.txt' && promtool check metrics <'$WORK/metrics.txt' >/dev/null 2>&1"
+check "/metrics counts the policy-denied egress connection" \
+	grep -q '^meshgate_egress_connections_total{outcome="policy_denied"} 1$' "$WORK/metrics.txt"
+check "/metrics counts spliced egress connections" \
+	grep -Eq '^meshgate_egress_connections_total\{outcome="spliced"\} [1-9]' "$WORK/metrics.txt"
+check "/metrics counts DNS NXDOMAIN answers on the inside port" \
+	grep -Eq '^meshgate_dns_messages_total\{port="inside",result="nxdomain"\} [1-9]' "$WORK/metrics.txt"
+check "/metrics has the filter verdicts per port, direction and reason" \
+	grep -Eq '^meshgate_filter_packets_total\{port="inside",direction="ingress",reason="[a-z_]+"\} [1-9]' "$WORK/metrics.txt"
 
 kill $MG_PID
 wait $MG_PID 2>/dev/null
