@@ -254,6 +254,57 @@ static bool upstream_for(const struct egress_entry *s, int port, uint32_t *ip, u
 	return false;
 }
 
+static void splice_connect(struct eg_conn *c, const char *decision);
+
+/* AuthorizationPolicy on egress, with the same engine: the workload is
+ * the ServiceEntry's namespace (the root namespace for ALLOW_ANY traffic);
+ * the inside client has no SPIFFE identity here (its TLS is not
+ * terminated), so rules select it by source ipBlocks and the destination by
+ * connection.sni (the SNI or Host) and ports, as for an Istio egress
+ * gateway. false = refused (the connection is being killed). */
+static bool policy_allows(struct eg_conn *c, const char *workload_namespace)
+{
+	struct egress_proxy *ep = c->ep;
+	struct policy_request q = {
+		.workload_namespace = workload_namespace,
+		.source_ip = c->src_be,
+		.dest_ip = c->dst_be,
+		.dest_port = c->dport,
+		.sni = c->host[0] ? c->host : NULL,
+	};
+	struct policy_decision pd;
+	policy_evaluate(ep->cfg->policies, &q, &pd);
+	if (pd.policy_name[0])
+		snprintf(c->policy, sizeof c->policy, "%s/%s", pd.policy_namespace, pd.policy_name);
+	if (pd.action == POLICY_ALLOW)
+		return true;
+	ep->c.policy_denied++;
+	ep->c.refused++;
+	conn_kill(c, true, "policy-denied");
+	return false;
+}
+
+/* ALLOW_ANY and no ServiceEntry matched: let it out, logged, to the
+ * address the client dialled (its DNS answer came from the upstream
+ * resolver), never to one of meshgate's own addresses. */
+static void allow_any(struct eg_conn *c)
+{
+	struct egress_proxy *ep = c->ep;
+	for (int i = 0; i < ep->cfg->nports; i++)
+		if (ep->cfg->ports[i].address == c->dst_be) {
+			ep->c.no_upstream++;
+			ep->c.refused++;
+			conn_kill(c, true, "no-upstream-address");
+			return;
+		}
+	if (!policy_allows(c, ep->cfg->root_namespace))
+		return;
+	c->up_be = c->dst_be;
+	c->up_port = c->dport;
+	ep->c.allowed_any++;
+	splice_connect(c, "allowed-any");
+}
+
 /* The head is complete (or never will be): decide and connect. `seen` is
  * TLS (ClientHello, host = SNI), HTTP (host = Host header) or TCP (by
  * address); `r` says how reading the host went. */
@@ -269,9 +320,11 @@ static void decide(struct eg_conn *c, enum egress_protocol seen, enum egress_sni
 	egress_decide(ep->engine, seen, r == EGRESS_SNI_FOUND ? c->host : NULL, c->dst_be, c->dport, &d);
 	if (d.host[0])
 		snprintf(c->host, sizeof c->host, "%s", d.host);
+	if (d.verdict == EGRESS_ALLOW_ANY) {
+		allow_any(c);
+		return;
+	}
 	if (d.verdict != EGRESS_ALLOW) {
-		/* ALLOW_ANY with no declared destination has nowhere to send it
-		 * either: the splice goes to declared addresses only */
 		ep->c.refused++;
 		conn_kill(c, true, egress_verdict_name(d.verdict));
 		return;
@@ -282,29 +335,21 @@ static void decide(struct eg_conn *c, enum egress_protocol seen, enum egress_sni
 	 * identity here (its TLS is not terminated), so rules select it by
 	 * source ipBlocks and the destination by connection.sni (the SNI or
 	 * Host) and ports, as for an Istio egress gateway. */
-	struct policy_request q = {
-		.workload_namespace = s->namespace_,
-		.source_ip = c->src_be,
-		.dest_ip = c->dst_be,
-		.dest_port = c->dport,
-		.sni = c->host[0] ? c->host : NULL,
-	};
-	struct policy_decision pd;
-	policy_evaluate(ep->cfg->policies, &q, &pd);
-	if (pd.policy_name[0])
-		snprintf(c->policy, sizeof c->policy, "%s/%s", pd.policy_namespace, pd.policy_name);
-	if (pd.action != POLICY_ALLOW) {
-		ep->c.policy_denied++;
-		ep->c.refused++;
-		conn_kill(c, true, "policy-denied");
+	if (!policy_allows(c, s->namespace_))
 		return;
-	}
 	if (!upstream_for(s, d.port, &c->up_be, &c->up_port)) {
 		ep->c.no_upstream++;
 		ep->c.refused++;
 		conn_kill(c, true, "no-upstream-address");
 		return;
 	}
+	splice_connect(c, "allowed");
+}
+
+/* Opens the upstream side of an allowed splice to c->up_be:c->up_port. */
+static void splice_connect(struct eg_conn *c, const char *decision)
+{
+	struct egress_proxy *ep = c->ep;
 	c->up = tcp_new();
 	if (!c->up) {
 		conn_kill(c, true, "no-memory");
@@ -317,7 +362,7 @@ static void decide(struct eg_conn *c, enum egress_protocol seen, enum egress_sni
 	ip4_addr_t ip;
 	ip.addr = c->up_be;
 	c->state = EG_CONNECTING;
-	c->decision = "allowed";
+	c->decision = decision;
 	if (tcp_connect(c->up, &ip, c->up_port, up_connected) != ERR_OK) {
 		ep->c.connect_failed++;
 		conn_kill(c, true, "upstream-connect-failed");
@@ -540,4 +585,12 @@ void egress_proxy_free(struct egress_proxy *ep)
 	free(ep->conns);
 	free(ep->peek_pool);
 	free(ep);
+}
+
+bool egress_proxy_listens(const struct egress_proxy *ep, uint16_t port)
+{
+	for (int i = 0; ep && i < ep->nlisteners; i++)
+		if (ep->listeners[i].pcb && ep->listeners[i].port == port)
+			return true;
+	return false;
 }

@@ -33,6 +33,7 @@ typedef void (*egress_proxy_log_fn)(void *arg, const char *line);
 struct egress_proxy_counters {
 	uint64_t accepted, spliced, refused, pool_empty, peek_timeout, no_upstream, connect_failed;
 	uint64_t policy_denied;     /* an AuthorizationPolicy refused it */
+	uint64_t allowed_any;       /* ALLOW_ANY: spliced to an undeclared destination */
 	uint64_t bytes_out, bytes_in;
 };
 
@@ -51,6 +52,8 @@ typedef uint32_t (*egress_orig_dst_fn)(void *arg, uint32_t client_be, uint16_t c
 				       uint16_t local_port);
 void egress_proxy_set_orig_dst(struct egress_proxy *ep, egress_orig_dst_fn fn, void *arg);
 const struct egress_proxy_counters *egress_proxy_counters(const struct egress_proxy *ep);
+/* Whether a splice listener takes TCP port `port` (host order). */
+bool egress_proxy_listens(const struct egress_proxy *ep, uint16_t port);
 void egress_proxy_free(struct egress_proxy *ep);    /* aborts what is open */
 
 #endif

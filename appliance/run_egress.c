@@ -520,17 +520,26 @@ static bool nat_in(struct run_egress *re, int port, uint8_t *frame, size_t len)
 {
 	const struct egress_config *E = re->cfg->egress;
 	uint8_t *ip, *tcp = tcp_of(frame, len, &ip);
-	if (!tcp || !E->range_prefix)
+	if (!tcp)
 		return true;
-	uint32_t dst = rd32(ip + 16), mask = ~0u << (32 - E->range_prefix);
-	if ((dst & mask) != E->range_addr)
-		return true;
+	uint32_t dst = rd32(ip + 16);
 	uint32_t dst_be = htonl(dst), client_be, now = net_now_ms();
 	memcpy(&client_be, ip + 12, 4);
 	uint16_t cport = rd16(tcp), lport = rd16(tcp + 2);
-	if (!egress_host_for_address(re->engine, dst_be)) {
-		re->nat_unknown++;
-		return true;                /* not ours: lwIP drops it */
+	bool in_range = E->range_prefix && (dst & (~0u << (32 - E->range_prefix))) == E->range_addr;
+	if (in_range) {
+		if (!egress_host_for_address(re->engine, dst_be)) {
+			re->nat_unknown++;
+			return true;        /* not ours: lwIP drops it */
+		}
+	} else {
+		/* ALLOW_ANY: any other destination on a splice port is carried
+		 * out to where the client dialled (never to our own addresses) */
+		if (E->mode != EGRESS_MODE_ALLOW_ANY || !egress_proxy_listens(re->proxy, lport))
+			return true;
+		for (int i = 0; i < re->cfg->nports; i++)
+			if (re->cfg->ports[i].address == dst_be)
+				return true;
 	}
 	struct nat_entry *e = nat_find(re, (uint8_t)port, client_be, cport, lport, now);
 	if (e && e->alloc_be != dst_be) {
@@ -660,7 +669,7 @@ void run_egress_commit(struct appliance *a, struct run_egress *re)
 				fprintf(stderr, "meshgate: filter: no memory for the flow table; replies are not tracked\n");
 		}
 	}
-	if (re && re->engine && re->cfg->egress->range_prefix) {
+	if (re && re->engine && (re->cfg->egress->range_prefix || re->cfg->egress->mode == EGRESS_MODE_ALLOW_ANY)) {
 		if (old && old->nat) {
 			re->nat = old->nat;
 			old->nat = NULL;
@@ -746,7 +755,7 @@ size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap)
 			{"accepted", c->accepted}, {"spliced", c->spliced}, {"refused", c->refused},
 			{"policy_denied", c->policy_denied}, {"pool_empty", c->pool_empty},
 			{"peek_timeout", c->peek_timeout}, {"no_upstream", c->no_upstream},
-			{"connect_failed", c->connect_failed},
+			{"connect_failed", c->connect_failed}, {"allowed_any", c->allowed_any},
 		};
 		mput(&b, "# HELP meshgate_egress_connections_total Egress connections from the inside, by outcome.\n"
 			 "# TYPE meshgate_egress_connections_total counter\n");
@@ -864,11 +873,11 @@ void run_egress_report(const struct appliance *a, FILE *out)
 	if (re->proxy) {
 		const struct egress_proxy_counters *c = egress_proxy_counters(re->proxy);
 		fprintf(out, "egress-splice accepted=%llu spliced=%llu refused=%llu pool_empty=%llu peek_timeout=%llu "
-			"no_upstream=%llu connect_failed=%llu policy_denied=%llu bytes_out=%llu bytes_in=%llu\n",
+			"no_upstream=%llu connect_failed=%llu policy_denied=%llu allowed_any=%llu bytes_out=%llu bytes_in=%llu\n",
 			(unsigned long long)c->accepted, (unsigned long long)c->spliced, (unsigned long long)c->refused,
 			(unsigned long long)c->pool_empty, (unsigned long long)c->peek_timeout,
 			(unsigned long long)c->no_upstream, (unsigned long long)c->connect_failed,
-			(unsigned long long)c->policy_denied,
+			(unsigned long long)c->policy_denied, (unsigned long long)c->allowed_any,
 			(unsigned long long)c->bytes_out, (unsigned long long)c->bytes_in);
 	}
 }

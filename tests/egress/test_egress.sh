@@ -299,6 +299,18 @@ d=$(in_ns "${DIG[@]}" +short twice.example A)
 expect_eq "ALLOW_ANY: only the reply to the question asked is relayed" "$d" "198.18.30.77"
 st=$(in_ns "${DIG[@]}" +tcp other.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
 expect_eq "ALLOW_ANY over TCP: SERVFAIL (not forwarded)" "$st" "SERVFAIL"
+# ALLOW_ANY carries an undeclared destination out, to the address dialled
+ip -n $NS route add 198.18.30.0/24 via $GW 2>/dev/null
+body=$(in_ns curl -sS --max-time 10 -k --resolve other.example:443:$SRV https://other.example/ 2>&1)
+case $body in *s_server*) ok "ALLOW_ANY: undeclared https://other.example spliced to the address dialled";;
+	*) not_ok "ALLOW_ANY splice: $(echo "$body" | head -3)";; esac
+for _ in $(seq 20); do grep -q '"sni":"other.example".*"decision":"allowed-any"' "$WORK/meshgate-any.log" && break; sleep 0.1; done
+check "ALLOW_ANY connection logged as allowed-any" grep -q "\"sni\":\"other.example\",\"destination\":\"$SRV:443\".*\"decision\":\"allowed-any\"" "$WORK/meshgate-any.log"
+if in_ns curl -sS --max-time 5 -k https://$OUT/ >/dev/null 2>&1; then
+	not_ok "ALLOW_ANY never splices to meshgate's own address"
+else
+	ok "ALLOW_ANY never splices to meshgate's own address"
+fi
 echo "show egress" >&7
 sleep 0.5
 echo "shutdown" >&7
