@@ -878,6 +878,19 @@ void config_egress_finish(struct config *cfg, struct config_errors *errs)
 				 "ServiceEntry documents have no effect without spec.egress in the Appliance");
 	if (!E->enabled)
 		return;
+	/* resolution: DNS without endpoint addresses: meshgate resolves the host
+	 * through the upstream resolver, which must then be configured */
+	for (int e = 0; e < E->nentries; e++) {
+		const struct egress_entry *s = &E->entries[e];
+		bool has_ip = false;
+		for (int i = 0; i < s->nendpoints; i++)
+			has_ip |= s->endpoints[i].ip != 0;
+		if ((s->resolution == EGRESS_RES_DNS || s->resolution == EGRESS_RES_DNS_ROUND_ROBIN) && !has_ip &&
+		    !E->dns_upstream)
+			config_error_add(errs, s->file, s->line, "spec.resolution",
+					 "DNS resolution needs spec.egress.dns.upstream in the Appliance (meshgate resolves %s itself)",
+					 s->nhosts ? s->hosts[0] : "the host");
+	}
 	/* the egress listener takes the ServiceEntry ports on the inside ports,
 	 * the DNS responder port 53: none may be a configured listener too */
 	for (int i = 0; i < cfg->nlisteners; i++) {

@@ -8,15 +8,17 @@
 
 #include "lwip/pbuf.h"
 #include "lwip/tcp.h"
+#include "lwip/udp.h"
 
 #include "appliance/config.h"
 #include "appliance/egress.h"
 #include "appliance/policy.h"
+#include "net/dns.h"
 #include "net/stack.h"
 
 #define EGRESS_MAX_LISTENERS 64     /* lwIP MEMP_NUM_TCP_PCB_LISTEN */
 
-enum eg_state { EG_FREE = 0, EG_PEEK, EG_CONNECTING, EG_SPLICE };
+enum eg_state { EG_FREE = 0, EG_PEEK, EG_RESOLVING, EG_CONNECTING, EG_SPLICE };
 
 struct eg_conn {
 	struct egress_proxy *ep;
@@ -25,7 +27,7 @@ struct eg_conn {
 	struct tcp_pcb *down, *up;
 	uint32_t src_be, dst_be, up_be;
 	uint16_t sport, dport, up_port;
-	uint32_t started_ms;
+	uint32_t started_ms, resolve_deadline_ms;
 	uint8_t *peek;              /* EGRESS_PROXY_PEEK_MAX bytes of the pool */
 	size_t peek_len, peek_sent;
 	struct pbuf *to_up, *to_down;   /* received, not yet written to the other side */
@@ -37,6 +39,9 @@ struct eg_conn {
 };
 
 struct eg_listener { struct tcp_pcb *pcb; uint32_t addr_be; uint16_t port; };
+
+struct eg_cached { char host[EGRESS_MAX_HOST]; uint32_t addr_be, expires_ms; };
+struct eg_query { char host[EGRESS_MAX_HOST]; uint16_t id; bool used; uint32_t deadline_ms; };
 
 struct egress_proxy {
 	struct eg_conn *conns;
@@ -51,6 +56,12 @@ struct egress_proxy {
 	egress_orig_dst_fn orig_dst;
 	void *orig_dst_arg;
 	struct egress_proxy_counters c;
+	/* the resolver for resolution: DNS entries */
+	struct udp_pcb *dns;
+	uint16_t next_id;
+	uint32_t now_ms;
+	struct eg_cached cache[EGRESS_RESOLVE_CACHE];
+	struct eg_query queries[EGRESS_RESOLVE_PENDING];
 };
 
 void egress_proxy_set_orig_dst(struct egress_proxy *ep, egress_orig_dst_fn fn, void *arg)
@@ -255,6 +266,7 @@ static bool upstream_for(const struct egress_entry *s, int port, uint32_t *ip, u
 }
 
 static void splice_connect(struct eg_conn *c, const char *decision);
+static void resolve_start(struct eg_conn *c);
 
 /* AuthorizationPolicy on egress, with the same engine: the workload is
  * the ServiceEntry's namespace (the root namespace for ALLOW_ANY traffic);
@@ -305,6 +317,191 @@ static void allow_any(struct eg_conn *c)
 	splice_connect(c, "allowed-any");
 }
 
+/* ------------------------------------------------------------ resolver */
+
+static void resolve_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port);
+
+static const struct eg_cached *cache_find(struct egress_proxy *ep, const char *host)
+{
+	for (int i = 0; i < EGRESS_RESOLVE_CACHE; i++) {
+		const struct eg_cached *e = &ep->cache[i];
+		if (e->host[0] && (int32_t)(e->expires_ms - ep->now_ms) > 0 && !strcasecmp(e->host, host))
+			return e;
+	}
+	return NULL;
+}
+
+static void cache_put(struct egress_proxy *ep, const char *host, uint32_t addr_be, uint32_t ttl_s)
+{
+	if (ttl_s < EGRESS_RESOLVE_MIN_TTL_S)
+		ttl_s = EGRESS_RESOLVE_MIN_TTL_S;
+	if (ttl_s > EGRESS_RESOLVE_MAX_TTL_S)
+		ttl_s = EGRESS_RESOLVE_MAX_TTL_S;
+	struct eg_cached *slot = &ep->cache[0];
+	for (int i = 0; i < EGRESS_RESOLVE_CACHE; i++) {
+		struct eg_cached *e = &ep->cache[i];
+		if (!strcasecmp(e->host, host)) {
+			slot = e;
+			break;
+		}
+		if ((int32_t)(e->expires_ms - slot->expires_ms) < 0)
+			slot = e;           /* the one expiring first (or empty) */
+	}
+	snprintf(slot->host, sizeof slot->host, "%s", host);
+	slot->addr_be = addr_be;
+	slot->expires_ms = ep->now_ms + ttl_s * 1000u;
+}
+
+/* Sends an A query for host to the upstream resolver; false if it cannot. */
+static bool query_send(struct egress_proxy *ep, struct eg_query *q)
+{
+	if (!ep->dns) {
+		ep->dns = udp_new();
+		if (!ep->dns || udp_bind(ep->dns, IP4_ADDR_ANY, 0) != ERR_OK) {
+			if (ep->dns)
+				udp_remove(ep->dns);
+			ep->dns = NULL;
+			return false;
+		}
+		udp_recv(ep->dns, resolve_recv, ep);
+	}
+	uint8_t msg[12 + DNS_MAX_NAME_TEXT + 2 + 4];
+	size_t n = 12, hl = strlen(q->host);
+	memset(msg, 0, 12);
+	msg[0] = (uint8_t)(q->id >> 8);
+	msg[1] = (uint8_t)q->id;
+	msg[2] = 0x01;                  /* RD */
+	msg[5] = 1;                     /* one question */
+	for (size_t start = 0; start <= hl;) {
+		const char *dot = memchr(q->host + start, '.', hl - start);
+		size_t ll = (dot ? (size_t)(dot - q->host) : hl) - start;
+		if (ll == 0 || ll > 63 || n + 1 + ll + 5 > sizeof msg)
+			return false;
+		msg[n++] = (uint8_t)ll;
+		memcpy(msg + n, q->host + start, ll);
+		n += ll;
+		start += ll + 1;
+	}
+	msg[n++] = 0;
+	msg[n++] = 0; msg[n++] = 1;     /* A */
+	msg[n++] = 0; msg[n++] = 1;     /* IN */
+	struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
+	if (!p)
+		return false;
+	memcpy(p->payload, msg, n);
+	ip_addr_t to;
+	ip_addr_set_ip4_u32(&to, ep->cfg->egress->dns_upstream);
+	err_t e = udp_sendto(ep->dns, p, &to, ep->cfg->egress->dns_upstream_port ? ep->cfg->egress->dns_upstream_port : 53);
+	pbuf_free(p);
+	return e == ERR_OK;
+}
+
+/* resolution: DNS: the upstream address comes from the resolver. */
+static void resolve_start(struct eg_conn *c)
+{
+	struct egress_proxy *ep = c->ep;
+	const struct eg_cached *hit = cache_find(ep, c->host);
+	if (hit) {
+		ep->c.resolve_cached++;
+		c->up_be = hit->addr_be;
+		splice_connect(c, "allowed");
+		return;
+	}
+	c->state = EG_RESOLVING;
+	c->resolve_deadline_ms = ep->now_ms + EGRESS_RESOLVE_TIMEOUT_MS;
+	struct eg_query *free_q = NULL;
+	for (int i = 0; i < EGRESS_RESOLVE_PENDING; i++) {
+		struct eg_query *q = &ep->queries[i];
+		if (q->used && !strcasecmp(q->host, c->host))
+			return;             /* already asked: the answer wakes us */
+		if (!q->used && !free_q)
+			free_q = q;
+	}
+	if (!free_q) {
+		ep->c.resolve_failed++;
+		ep->c.refused++;
+		conn_kill(c, true, "resolver-busy");
+		return;
+	}
+	snprintf(free_q->host, sizeof free_q->host, "%s", c->host);
+	ep->next_id = (uint16_t)(ep->next_id * 25173u + 13849u + (ep->now_ms & 0xffffu));
+	free_q->id = ep->next_id;
+	free_q->used = true;
+	free_q->deadline_ms = c->resolve_deadline_ms;
+	ep->c.resolve_queries++;
+	if (!query_send(ep, free_q)) {
+		free_q->used = false;
+		ep->c.resolve_failed++;
+		ep->c.refused++;
+		conn_kill(c, true, "resolve-failed");
+	}
+}
+
+/* Every connection waiting for host: connect to addr, or refuse (addr 0). */
+static void resolve_wake(struct egress_proxy *ep, const char *host, uint32_t addr_be)
+{
+	for (unsigned i = 0; i < ep->nconns; i++) {
+		struct eg_conn *c = &ep->conns[i];
+		if (c->state != EG_RESOLVING || c->dead || strcasecmp(c->host, host))
+			continue;
+		if (addr_be) {
+			c->up_be = addr_be;
+			splice_connect(c, "allowed");
+		} else {
+			ep->c.resolve_failed++;
+			ep->c.refused++;
+			conn_kill(c, true, "resolve-failed");
+		}
+	}
+}
+
+static uint16_t get16(const uint8_t *b) { return (uint16_t)(b[0] << 8 | b[1]); }
+
+/* An answer from the upstream resolver: only from its address and port, for
+ * an id in flight and the question asked. */
+static void resolve_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	struct egress_proxy *ep = arg;
+	uint8_t msg[512];
+	size_t len = p->tot_len < sizeof msg ? p->tot_len : sizeof msg;
+	pbuf_copy_partial(p, msg, (u16_t)len, 0);
+	pbuf_free(p);
+	uint16_t want_port = ep->cfg->egress->dns_upstream_port ? ep->cfg->egress->dns_upstream_port : 53;
+	if (!ep->cfg->egress->dns_upstream || ip_addr_get_ip4_u32(addr) != ep->cfg->egress->dns_upstream ||
+	    port != want_port || len < 12 || !(msg[2] & 0x80) || get16(msg + 4) != 1)
+		return;
+	struct eg_query *q = NULL;
+	for (int i = 0; i < EGRESS_RESOLVE_PENDING && !q; i++)
+		if (ep->queries[i].used && ep->queries[i].id == get16(msg))
+			q = &ep->queries[i];
+	char name[DNS_MAX_NAME_TEXT];
+	size_t off;
+	if (!q || dns_name_read(msg, len, 12, name, &off) != DNS_OK || strcasecmp(name, q->host) ||
+	    off + 4 > len)
+		return;
+	off += 4;
+	uint32_t addr_be = 0, ttl = 0;
+	unsigned an = get16(msg + 6);
+	for (unsigned i = 0; (msg[3] & 0x0f) == 0 && i < an && !addr_be; i++) {
+		if (dns_name_read(msg, len, off, name, &off) != DNS_OK || off + 10 > len)
+			break;
+		uint16_t type = get16(msg + off), rdlen = get16(msg + off + 8);
+		ttl = (uint32_t)get16(msg + off + 4) << 16 | get16(msg + off + 6);
+		off += 10;
+		if (off + rdlen > len)
+			break;
+		if (type == 1 && rdlen == 4)
+			memcpy(&addr_be, msg + off, 4);
+		off += rdlen;
+	}
+	char host[EGRESS_MAX_HOST];
+	snprintf(host, sizeof host, "%s", q->host);
+	q->used = false;
+	if (addr_be)
+		cache_put(ep, host, addr_be, ttl);
+	resolve_wake(ep, host, addr_be);
+}
+
 /* The head is complete (or never will be): decide and connect. `seen` is
  * TLS (ClientHello, host = SNI), HTTP (host = Host header) or TCP (by
  * address); `r` says how reading the host went. */
@@ -338,6 +535,11 @@ static void decide(struct eg_conn *c, enum egress_protocol seen, enum egress_sni
 	if (!policy_allows(c, s->namespace_))
 		return;
 	if (!upstream_for(s, d.port, &c->up_be, &c->up_port)) {
+		if ((s->resolution == EGRESS_RES_DNS || s->resolution == EGRESS_RES_DNS_ROUND_ROBIN) &&
+		    ep->cfg->egress->dns_upstream && c->host[0]) {
+			resolve_start(c);   /* up_port is set: the entry's target port */
+			return;
+		}
 		ep->c.no_upstream++;
 		ep->c.refused++;
 		conn_kill(c, true, "no-upstream-address");
@@ -554,10 +756,19 @@ static void conn_close(struct eg_conn *c)
 
 void egress_proxy_poll(struct egress_proxy *ep, uint32_t now_ms)
 {
+	ep->now_ms = now_ms;
+	for (int i = 0; i < EGRESS_RESOLVE_PENDING; i++)
+		if (ep->queries[i].used && (int32_t)(now_ms - ep->queries[i].deadline_ms) > 0)
+			ep->queries[i].used = false;
 	for (unsigned i = 0; i < ep->nconns; i++) {
 		struct eg_conn *c = &ep->conns[i];
 		if (c->state == EG_FREE)
 			continue;
+		if (c->state == EG_RESOLVING && !c->dead && (int32_t)(now_ms - c->resolve_deadline_ms) > 0) {
+			ep->c.resolve_failed++;
+			ep->c.refused++;
+			conn_kill(c, true, "resolve-timeout");
+		}
 		if (c->state == EG_PEEK && !c->dead && now_ms - c->started_ms > EGRESS_PROXY_PEEK_TIMEOUT_MS) {
 			ep->c.peek_timeout++;
 			conn_kill(c, true, "client-hello-timeout");
@@ -582,6 +793,8 @@ void egress_proxy_free(struct egress_proxy *ep)
 			conn_close(&ep->conns[i]);
 		}
 	close_listeners(ep);
+	if (ep->dns)
+		udp_remove(ep->dns);
 	free(ep->conns);
 	free(ep->peek_pool);
 	free(ep);

@@ -27,6 +27,13 @@ struct egress_proxy;
 
 #define EGRESS_PROXY_PEEK_MAX (16384 + 4096)  /* ClientHello + record headers */
 #define EGRESS_PROXY_PEEK_TIMEOUT_MS 10000u
+/* resolution: DNS ServiceEntries: meshgate resolves the host itself through
+ * spec.egress.dns.upstream (A records, answers cached for their TTL). */
+#define EGRESS_RESOLVE_CACHE 64             /* hosts remembered */
+#define EGRESS_RESOLVE_PENDING 32           /* queries in flight */
+#define EGRESS_RESOLVE_TIMEOUT_MS 3000u
+#define EGRESS_RESOLVE_MIN_TTL_S 5u         /* floor and ceiling on cached TTLs */
+#define EGRESS_RESOLVE_MAX_TTL_S 3600u
 
 typedef void (*egress_proxy_log_fn)(void *arg, const char *line);
 
@@ -34,6 +41,7 @@ struct egress_proxy_counters {
 	uint64_t accepted, spliced, refused, pool_empty, peek_timeout, no_upstream, connect_failed;
 	uint64_t policy_denied;     /* an AuthorizationPolicy refused it */
 	uint64_t allowed_any;       /* ALLOW_ANY: spliced to an undeclared destination */
+	uint64_t resolve_queries, resolve_cached, resolve_failed;   /* resolution: DNS */
 	uint64_t bytes_out, bytes_in;
 };
 

@@ -277,10 +277,27 @@ for want in answered=6 nodata=1 nxdomain=3 formerr=2 dropped=1 tcp_refused=0; do
 	case " $dl " in *" $want "*) ok "dns counter $want";; *) not_ok "dns counter $want (got: $dl)";; esac
 done
 
+# --- resolution: DNS needs the upstream resolver: refused at load otherwise
+{ cat "$WORK/egress.yaml"; printf -- '---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: dynamic, namespace: egress}\nspec:\n  hosts: [dyn.example]\n  resolution: DNS\n  ports: [{number: 443, name: tls, protocol: TLS}]\n'; } >"$WORK/bad-dyn.yaml"
+out=$("$MESHGATE" config validate --config "$WORK/bad-dyn.yaml" 2>&1); rc=$?
+expect_eq "resolution DNS without dns.upstream: config validate exits 2" "$rc" 2
+check "... naming FILE:LINE: spec.resolution" grep -Eq "bad-dyn.yaml:[0-9]+: spec.resolution: DNS resolution needs spec.egress.dns.upstream" <<<"$out"
+
 # --- ALLOW_ANY: unknown names go to the upstream resolver
-ip netns exec $NET python3 "$TESTS_TOP/tests/egress/dns_upstream.py" $SRV 198.18.30.77 >"$WORK/resolver.log" 2>&1 &
+ip netns exec $NET python3 "$TESTS_TOP/tests/egress/dns_upstream.py" $SRV 198.18.30.77 $SRV >"$WORK/resolver.log" 2>&1 &
 sed -e 's/^    dns: {unknownAnswer: NXDOMAIN, ttl: 20}$/    mode: ALLOW_ANY\n    dns: {upstream: '$SRV', ttl: 20}/' \
 	-e '/^  networkPolicies:/,/^---$/{/^---$/!d}' "$WORK/egress.yaml" >"$WORK/allow-any.yaml"
+# a ServiceEntry that meshgate resolves itself (resolution: DNS, no endpoints)
+cat >>"$WORK/allow-any.yaml" <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dynamic, namespace: egress}
+spec:
+  hosts: [dyn.example]
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+YAML
 rm -f "$WORK/console.fifo"
 mkfifo "$WORK/console.fifo"
 "$MESHGATE" run --config "$WORK/allow-any.yaml" --console stdio <"$WORK/console.fifo" >"$WORK/meshgate-any.log" 2>&1 &
@@ -299,6 +316,19 @@ d=$(in_ns "${DIG[@]}" +short twice.example A)
 expect_eq "ALLOW_ANY: only the reply to the question asked is relayed" "$d" "198.18.30.77"
 st=$(in_ns "${DIG[@]}" +tcp other.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
 expect_eq "ALLOW_ANY over TCP: SERVFAIL (not forwarded)" "$st" "SERVFAIL"
+# resolution: DNS: meshgate resolves dyn.example itself and splices there
+d=$(in_ns "${DIG[@]}" +short dyn.example A)
+case $d in 240.240.*.*) ok "resolution DNS entry: clients get a gateway address ($d)";;
+	*) not_ok "resolution DNS entry: gateway address (got '$d')";; esac
+for i in 1 2; do
+	body=$(in_ns curl -sS --max-time 10 -k --resolve dyn.example:443:$d https://dyn.example/ 2>&1)
+	case $body in *s_server*) ok "dyn.example ($i): spliced to the address meshgate resolved";;
+		*) not_ok "dyn.example ($i): $(echo "$body" | head -3)";; esac
+done
+n=$(grep -c '^query dyn' "$WORK/resolver.log")
+expect_eq "meshgate asked the resolver for dyn.example once (the answer is cached)" "$n" "1"
+check "resolved splice logged with the resolver's address as upstream" \
+	grep -q "\"sni\":\"dyn.example\".*\"upstream\":\"$SRV:443\",\"decision\":\"allowed\"" "$WORK/meshgate-any.log"
 # ALLOW_ANY carries an undeclared destination out, to the address dialled
 ip -n $NS route add 198.18.30.0/24 via $GW 2>/dev/null
 body=$(in_ns curl -sS --max-time 10 -k --resolve other.example:443:$SRV https://other.example/ 2>&1)
