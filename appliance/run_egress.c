@@ -39,6 +39,7 @@ struct dns_tcp_conn {
 	struct dns_port *dp;
 	struct tcp_pcb *pcb;
 	bool used, dead;
+	bool waiting;               /* a forwarded query's answer comes first (in order) */
 	uint32_t last_ms;
 	size_t len;
 	uint8_t buf[2 + RUN_DNS_TCP_MAX];
@@ -60,6 +61,7 @@ struct dns_forward {
 	uint16_t up_id, client_id, qtype, client_port;
 	uint32_t client_be, expires_ms;
 	struct dns_port *dp;
+	struct dns_tcp_conn *tcp;   /* asked over TCP: answer there (NULL: UDP) */
 	char qname[DNS_MAX_NAME_TEXT];
 };
 
@@ -99,7 +101,13 @@ static void dns_tcp_close(struct dns_tcp_conn *t, bool abort)
 			tcp_abort(t->pcb);
 	}
 	t->pcb = NULL;
-	t->used = t->dead = false;
+	t->used = t->dead = t->waiting = false;
+	t->len = 0;
+	/* forwarded answers for this connection have nowhere to go now */
+	struct run_egress *re = t->dp ? t->dp->re : NULL;
+	for (int i = 0; re && i < RUN_DNS_FORWARD_SLOTS; i++)
+		if (re->fwd[i].used && re->fwd[i].tcp == t)
+			re->fwd[i].used = false;
 }
 
 static void free_state(struct run_egress *re)
@@ -231,7 +239,7 @@ static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 /* Sends a query on to the upstream resolver; false = could not (answer
  * SERVFAIL). */
 static bool forward_start(struct dns_port *dp, const uint8_t *in, size_t n, uint32_t client_be,
-			  uint16_t client_port)
+			  uint16_t client_port, struct dns_tcp_conn *tcp)
 {
 	struct run_egress *re = dp->re;
 	const struct egress_config *E = re->cfg->egress;
@@ -272,11 +280,13 @@ static bool forward_start(struct dns_port *dp, const uint8_t *in, size_t n, uint
 		return false;
 	*f = (struct dns_forward){.used = true, .up_id = id, .client_id = q.id, .qtype = q.qtype,
 				  .client_port = client_port, .client_be = client_be,
-				  .expires_ms = now + RUN_DNS_FORWARD_TIMEOUT_MS, .dp = dp};
+				  .expires_ms = now + RUN_DNS_FORWARD_TIMEOUT_MS, .dp = dp, .tcp = tcp};
 	snprintf(f->qname, sizeof f->qname, "%s", q.name);
 	re->fwd_sent++;
 	return true;
 }
+
+static void dns_tcp_process(struct dns_tcp_conn *t);
 
 static void upstream_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
 {
@@ -304,6 +314,22 @@ static void upstream_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const 
 	buf[0] = (uint8_t)(f->client_id >> 8);
 	buf[1] = (uint8_t)f->client_id;
 	f->used = false;
+	if (f->tcp) {
+		struct dns_tcp_conn *t = f->tcp;
+		uint8_t len2[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+		t->waiting = false;
+		if (!t->used || !t->pcb || tcp_sndbuf(t->pcb) < n + 2 ||
+		    tcp_write(t->pcb, len2, 2, TCP_WRITE_FLAG_COPY | TCP_WRITE_FLAG_MORE) != ERR_OK ||
+		    tcp_write(t->pcb, buf, (u16_t)n, TCP_WRITE_FLAG_COPY) != ERR_OK) {
+			f->dp->send_failed++;
+			t->dead = true;
+			return;
+		}
+		tcp_output(t->pcb);
+		re->fwd_answered++;
+		dns_tcp_process(t);     /* queries that waited behind this one */
+		return;
+	}
 	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
 	if (!r || !f->dp->pcb) {
 		if (r)
@@ -322,18 +348,21 @@ static void upstream_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const 
 }
 
 /* One query in, at most one answer out now (olen 0 = nothing now: dropped,
- * or forwarded and answered later). client_port 0 = over TCP (not
- * forwarded: SERVFAIL). */
-static size_t dns_answer(struct dns_port *dp, uint32_t src_be, uint16_t client_port, const uint8_t *in,
-			 size_t n, uint8_t *out, size_t cap)
+ * or forwarded and answered later: *forwarded). Over TCP, `tcp` is the
+ * connection the forwarded answer goes back on. */
+static size_t dns_answer(struct dns_port *dp, uint32_t src_be, uint16_t client_port, struct dns_tcp_conn *tcp,
+			 const uint8_t *in, size_t n, uint8_t *out, size_t cap, bool *forwarded)
 {
 	size_t olen = 0;
+	*forwarded = false;
 	enum dns_action act = dns_respond(&dp->resp, src_be, net_now_ms(), in, n, out, cap, &olen);
 	if (act == DNS_ACTION_FORWARD) {
-		if (client_port && forward_start(dp, in, n, src_be, client_port))
+		if (forward_start(dp, in, n, src_be, client_port, tcp)) {
+			*forwarded = true;
 			return 0;
-		/* not forwarded (over TCP, table full, no route): SERVFAIL
-		 * rather than silence, counted */
+		}
+		/* not forwarded (table full, no route): SERVFAIL rather than
+		 * silence, counted */
 		struct dns_query q;
 		dp->forward_unsupported++;
 		if (dns_parse_query(in, n, &q) != DNS_OK)
@@ -350,7 +379,8 @@ static void dns_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_ad
 	uint8_t out[DNS_ANSWER_MAX];
 	size_t n = pbuf_copy_partial(p, in, sizeof in, 0);
 	pbuf_free(p);
-	size_t olen = dns_answer(dp, ip_2_ip4(addr)->addr, port ? port : 1, in, n, out, sizeof out);
+	bool forwarded;
+	size_t olen = dns_answer(dp, ip_2_ip4(addr)->addr, port ? port : 1, NULL, in, n, out, sizeof out, &forwarded);
 	if (!olen)
 		return;
 	struct pbuf *r = pbuf_alloc(PBUF_TRANSPORT, (u16_t)olen, PBUF_RAM);
@@ -393,24 +423,37 @@ static err_t dns_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t 
 	t->len += n;
 	tcp_recved(pcb, p->tot_len);
 	pbuf_free(p);
+	dns_tcp_process(t);
+	return ERR_OK;
+}
+
+/* Answers the whole queries buffered on t, in order; stops behind a query
+ * forwarded upstream until its answer is written (upstream_recv). */
+static void dns_tcp_process(struct dns_tcp_conn *t)
+{
+	struct tcp_pcb *pcb = t->pcb;
 	long m;
-	while ((m = dns_tcp_message_len(t->buf, t->len)) != 0) {
+	while (!t->waiting && !t->dead && pcb && (m = dns_tcp_message_len(t->buf, t->len)) != 0) {
 		if (m < 0) {
 			t->dead = true;
-			return ERR_OK;
+			return;
 		}
 		uint8_t out[2 + DNS_ANSWER_MAX];
-		size_t olen = dns_answer(t->dp, ip_2_ip4(&pcb->remote_ip)->addr, 0, t->buf + 2, (size_t)m,
-					 out + 2, sizeof out - 2);
-		if (!olen || tcp_sndbuf(pcb) < olen + 2) {
+		bool forwarded;
+		size_t olen = dns_answer(t->dp, ip_2_ip4(&pcb->remote_ip)->addr, 0, t, t->buf + 2, (size_t)m,
+					 out + 2, sizeof out - 2, &forwarded);
+		if (forwarded) {
+			t->waiting = true;
+		} else if (!olen || tcp_sndbuf(pcb) < olen + 2) {
 			t->dead = true;     /* nothing to say (dropped): close, as a server would */
-			return ERR_OK;
+			return;
+		} else {
+			out[0] = (uint8_t)(olen >> 8);
+			out[1] = (uint8_t)olen;
+			if (tcp_write(pcb, out, (u16_t)(olen + 2), TCP_WRITE_FLAG_COPY) != ERR_OK)
+				t->dp->send_failed++;
+			tcp_output(pcb);
 		}
-		out[0] = (uint8_t)(olen >> 8);
-		out[1] = (uint8_t)olen;
-		if (tcp_write(pcb, out, (u16_t)(olen + 2), TCP_WRITE_FLAG_COPY) != ERR_OK)
-			t->dp->send_failed++;
-		tcp_output(pcb);
 		memmove(t->buf, t->buf + 2 + m, t->len - 2 - (size_t)m);
 		t->len -= 2 + (size_t)m;
 	}
@@ -418,7 +461,6 @@ static err_t dns_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t 
 		t->dp->tcp_refused++;
 		t->dead = true;
 	}
-	return ERR_OK;
 }
 
 static void dns_tcp_err(void *arg, err_t err)
@@ -924,6 +966,8 @@ void run_egress_poll(struct appliance *a, uint32_t now_ms)
 		if (re->fwd[i].used && (int32_t)(now_ms - re->fwd[i].expires_ms) >= 0) {
 			re->fwd[i].used = false;        /* the client retries or gives up */
 			re->fwd_timeout++;
+			if (re->fwd[i].tcp)
+				re->fwd[i].tcp->dead = true;
 		}
 	for (int i = 0; i < RUN_DNS_TCP_CONNS; i++) {
 		struct dns_tcp_conn *t = &re->tcp[i];
