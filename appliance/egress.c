@@ -524,6 +524,12 @@ struct egress *egress_new(const struct egress_config *cfg, const struct egress *
 		for (size_t i = 0; i < e->nexact; i++)
 			alloc_host(e, e->exact[i].name, 0);
 	}
+	if (old) {
+		/* decision counters stay monotonic across reloads */
+		uint64_t allocations = e->c.allocations;
+		e->c = old->c;
+		e->c.allocations = allocations > old->c.allocations ? allocations : old->c.allocations;
+	}
 	return e;
 oom:
 	snprintf(err, errlen, "out of memory building the egress tables");

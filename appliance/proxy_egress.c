@@ -36,6 +36,7 @@ struct eg_conn {
 	char host[EGRESS_MAX_HOST];
 	const char *decision;
 	char policy[2 * CONFIG_MAX_NAME + 2];   /* deciding AuthorizationPolicy, "" none */
+	enum egress_protocol seen;  /* how the destination was named (for re-checks) */
 };
 
 struct eg_listener { struct tcp_pcb *pcb; uint32_t addr_be; uint16_t port; };
@@ -274,7 +275,7 @@ static void resolve_start(struct eg_conn *c);
  * terminated), so rules select it by source ipBlocks and the destination by
  * connection.sni (the SNI or Host) and ports, as for an Istio egress
  * gateway. false = refused (the connection is being killed). */
-static bool policy_allows(struct eg_conn *c, const char *workload_namespace)
+static bool policy_check(struct eg_conn *c, const char *workload_namespace)
 {
 	struct egress_proxy *ep = c->ep;
 	struct policy_request q = {
@@ -286,9 +287,16 @@ static bool policy_allows(struct eg_conn *c, const char *workload_namespace)
 	};
 	struct policy_decision pd;
 	policy_evaluate(ep->cfg->policies, &q, &pd);
+	c->policy[0] = '\0';
 	if (pd.policy_name[0])
 		snprintf(c->policy, sizeof c->policy, "%s/%s", pd.policy_namespace, pd.policy_name);
-	if (pd.action == POLICY_ALLOW)
+	return pd.action == POLICY_ALLOW;
+}
+
+static bool policy_allows(struct eg_conn *c, const char *workload_namespace)
+{
+	struct egress_proxy *ep = c->ep;
+	if (policy_check(c, workload_namespace))
 		return true;
 	ep->c.policy_denied++;
 	ep->c.refused++;
@@ -514,6 +522,7 @@ static void decide(struct eg_conn *c, enum egress_protocol seen, enum egress_sni
 		conn_kill(c, true, egress_sni_name(r));
 		return;
 	}
+	c->seen = seen;
 	egress_decide(ep->engine, seen, r == EGRESS_SNI_FOUND ? c->host : NULL, c->dst_be, c->dport, &d);
 	if (d.host[0])
 		snprintf(c->host, sizeof c->host, "%s", d.host);
@@ -688,15 +697,64 @@ static void close_listeners(struct egress_proxy *ep)
 	ep->nlisteners = 0;
 }
 
+/* After a reload, open splices are checked again against the new
+ * ServiceEntries and AuthorizationPolicies (as ztunnel does for policy
+ * changes): those now refused are reset, logged "revoked-by-reload" and
+ * counted; the others carry on untouched. */
+static void recheck_open(struct egress_proxy *ep)
+{
+	const struct egress_config *E = ep->cfg->egress;
+	for (unsigned i = 0; i < ep->nconns; i++) {
+		struct eg_conn *c = &ep->conns[i];
+		if (c->dead || (c->state != EG_RESOLVING && c->state != EG_CONNECTING && c->state != EG_SPLICE))
+			continue;
+		struct egress_decision d;
+		bool ok = E && E->enabled && ep->engine;
+		if (ok) {
+			egress_decide(ep->engine, c->seen, c->host[0] ? c->host : NULL, c->dst_be, c->dport, &d);
+			ok = (d.verdict == EGRESS_ALLOW || d.verdict == EGRESS_ALLOW_ANY) &&
+			     policy_check(c, d.verdict == EGRESS_ALLOW ? E->entries[d.entry].namespace_
+								   : ep->cfg->root_namespace);
+		}
+		if (ok)
+			continue;
+		ep->c.revoked++;
+		c->decision = "revoked-by-reload";
+		conn_kill(c, true, NULL);
+	}
+}
+
 int egress_proxy_apply(struct egress_proxy *ep, const struct config *cfg, struct egress *engine,
 		       char *err, size_t errlen)
 {
-	close_listeners(ep);
 	ep->cfg = cfg;
 	ep->engine = engine;
 	const struct egress_config *E = cfg->egress;
 	int rc = 0;
 	err[0] = '\0';
+	/* Listeners still wanted stay open (a closed listener's port cannot be
+	 * bound again while splices accepted on it are open); the others close. */
+	bool wanted[EGRESS_MAX_LISTENERS] = {false};
+	for (int k = 0; E && E->enabled && k < E->ninside; k++) {
+		uint32_t addr = cfg->ports[E->inside[k]].address;
+		for (int e = 0; e < E->nentries; e++)
+			for (int q = 0; q < E->entries[e].nports; q++)
+				for (int i = 0; i < ep->nlisteners; i++)
+					if (ep->listeners[i].addr_be == addr &&
+					    ep->listeners[i].port == E->entries[e].ports[q].number)
+						wanted[i] = true;
+	}
+	int kept = 0;
+	for (int i = 0; i < ep->nlisteners; i++) {
+		if (wanted[i]) {
+			ep->listeners[kept++] = ep->listeners[i];
+		} else if (ep->listeners[i].pcb) {
+			tcp_arg(ep->listeners[i].pcb, NULL);
+			tcp_accept(ep->listeners[i].pcb, NULL);
+			tcp_close(ep->listeners[i].pcb);
+		}
+	}
+	ep->nlisteners = kept;
 	for (int k = 0; E && E->enabled && k < E->ninside; k++) {
 		uint32_t addr = cfg->ports[E->inside[k]].address;
 		for (int e = 0; e < E->nentries; e++)
@@ -729,6 +787,7 @@ int egress_proxy_apply(struct egress_proxy *ep, const struct config *cfg, struct
 				ep->listeners[ep->nlisteners++] = (struct eg_listener){l, addr, port};
 			}
 	}
+	recheck_open(ep);
 	return rc;
 }
 

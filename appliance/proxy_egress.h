@@ -42,6 +42,7 @@ struct egress_proxy_counters {
 	uint64_t policy_denied;     /* an AuthorizationPolicy refused it */
 	uint64_t allowed_any;       /* ALLOW_ANY: spliced to an undeclared destination */
 	uint64_t resolve_queries, resolve_cached, resolve_failed;   /* resolution: DNS */
+	uint64_t revoked;           /* open splices a reload no longer allows */
 	uint64_t bytes_out, bytes_in;
 };
 

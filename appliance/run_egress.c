@@ -721,6 +721,28 @@ void run_egress_commit(struct appliance *a, struct run_egress *re)
 	}
 	if (re && re->proxy)
 		egress_proxy_set_orig_dst(re->proxy, nat_orig_dst, a);
+	/* counters stay monotonic across reloads (Prometheus counters) */
+	if (re && old) {
+		for (int i = 0; i < re->ndns; i++)
+			for (int k = 0; k < old->ndns; k++) {
+				if (old->dns[k].port != re->dns[i].port)
+					continue;
+				re->dns[i].resp.counters = old->dns[k].resp.counters;
+				re->dns[i].send_failed = old->dns[k].send_failed;
+				re->dns[i].forward_unsupported = old->dns[k].forward_unsupported;
+				re->dns[i].tcp_refused = old->dns[k].tcp_refused;
+			}
+		re->fwd_sent = old->fwd_sent;
+		re->fwd_answered = old->fwd_answered;
+		re->fwd_timeout = old->fwd_timeout;
+		re->fwd_full = old->fwd_full;
+		re->fwd_mismatch = old->fwd_mismatch;
+		re->nat_in = old->nat_in;
+		re->nat_out = old->nat_out;
+		re->nat_full = old->nat_full;
+		re->nat_clash = old->nat_clash;
+		re->nat_unknown = old->nat_unknown;
+	}
 	free_state(old);
 	a->egress = re;
 	net_set_tx_filter(re && (re->filter || re->nat) ? tx_filter : NULL, a);
@@ -798,6 +820,7 @@ size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap)
 			{"policy_denied", c->policy_denied}, {"pool_empty", c->pool_empty},
 			{"peek_timeout", c->peek_timeout}, {"no_upstream", c->no_upstream},
 			{"connect_failed", c->connect_failed}, {"allowed_any", c->allowed_any},
+			{"revoked_by_reload", c->revoked},
 		};
 		mput(&b, "# HELP meshgate_egress_connections_total Egress connections from the inside, by outcome.\n"
 			 "# TYPE meshgate_egress_connections_total counter\n");

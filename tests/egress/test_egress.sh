@@ -210,6 +210,23 @@ fi
 for _ in $(seq 20); do grep -q '"sni":"blocked.cdn.example".*"decision":"policy-denied","policy":"egress/no-blocked-cdn"' "$WORK/meshgate.log" && break; sleep 0.1; done
 check "egress refusal logged with the deciding policy" \
 	grep -q '"sni":"blocked.cdn.example".*"decision":"policy-denied","policy":"egress/no-blocked-cdn"' "$WORK/meshgate.log"
+# a reload re-checks open splices: one whose host is no longer declared is
+# reset, another carries on
+(sleep 6) | in_ns openssl s_client -quiet -connect $a:443 -servername allowed.example >/dev/null 2>&1 &
+keep=$!
+(sleep 6) | in_ns openssl s_client -quiet -connect $c1:443 -servername img.cdn.example >/dev/null 2>&1 &
+gone=$!
+sleep 1.5
+cp "$WORK/egress.yaml" "$WORK/egress.keep.yaml"
+sed -i 's/^  hosts: \[allowed.example, "\*.cdn.example"\]$/  hosts: [allowed.example]/' "$WORK/egress.yaml"
+kill -HUP $MG_PID
+for _ in $(seq 30); do kill -0 $gone 2>/dev/null || break; sleep 0.1; done
+if kill -0 $gone 2>/dev/null; then not_ok "reload resets the splice to a host no longer declared"; else ok "reload resets the splice to a host no longer declared"; fi
+check "the splice still declared carries on through the reload" kill -0 $keep
+check "revocation logged" grep -q '"sni":"img.cdn.example".*"decision":"revoked-by-reload"' "$WORK/meshgate.log"
+cp "$WORK/egress.keep.yaml" "$WORK/egress.yaml"
+kill -HUP $MG_PID
+kill $keep $gone 2>/dev/null; wait $keep $gone 2>/dev/null
 body=$(in_ns curl -sS --max-time 10 --resolve allowed.example:80:$a http://allowed.example/index.txt 2>&1)
 expect_eq "plain HTTP to allowed.example, routed by its Host header" "$body" "plain http upstream"
 if in_ns curl -sS --max-time 10 --resolve evil.example:80:$GW http://evil.example/index.txt >/dev/null 2>&1; then
@@ -263,7 +280,7 @@ r1=$(sed -n 's/^filter-rule inside-admin ingress\[1\] packets=\([0-9]*\)$/\1/p' 
 expect_eq "rule ingress[1] (ICMP) counted the first echo request" "$r1" "1"
 est=$(echo "$line" | sed -n 's/.* established=\([0-9]*\).*/\1/p')
 [ "${est:-0}" -ge 2 ] && ok "established flows counted ($est)" || not_ok "established flows counted (got '$est')"
-for want in spliced=4 refused=4 policy_denied=1; do
+for want in spliced=6 refused=4 policy_denied=1; do
 	case " $(grep '^egress-splice ' "$WORK/meshgate.log") " in *" $want "*) ok "splice counter $want";;
 		*) not_ok "splice counter $want";; esac
 done
