@@ -103,8 +103,8 @@ expect_eq "service still works after the plaintext peer" "$code" 200
 # 100 sequential connections
 okc=0
 for i in $(seq 100); do
-	c=$(cli_curl frontend -o /dev/null -w '%{http_code}' "https://meshgate.test:8443/?seq=$i")
-	[ "$c" = 200 ] && okc=$((okc + 1))
+	c=$(cli_curl frontend -o /dev/null -w '%{http_code}' "https://meshgate.test:8443/?seq=$i" 2>"$E2E_WORK/seq.err")
+	if [ "$c" = 200 ]; then okc=$((okc + 1)); else echo "# seq $i: code '$c' $(head -c 300 "$E2E_WORK/seq.err")"; fi
 done
 expect_eq "100 sequential connections all 200" "$okc" 100
 
