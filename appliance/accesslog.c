@@ -199,7 +199,7 @@ static void w_header_field(struct writer *w, const char *s, size_t max)
 		w_str(w, "-");
 		return;
 	}
-	for (size_t i = 0; s[i] && i < max; i++) {
+	for (size_t i = 0; i < max && s[i]; i++) {
 		unsigned char c = (unsigned char)s[i];
 		char out = c >= 33 && c <= 126 ? (char)c : '_';
 		w_bytes(w, &out, 1);

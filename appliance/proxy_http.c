@@ -66,20 +66,19 @@ static bool local_response(struct conn *c, int status, const char *ctype, const 
 
 static void demo_response(struct conn *c, bool keep_alive)
 {
-	char body[700];
+	char body[1024];
 	const struct config_service *s = conn_service(c);
+	const bool named = c->decision.policy_name[0] != '\0';
 	int n = snprintf(body, sizeof body,
 			 "Hello from the meshgate demo service %s/%s.\n"
-			 "You are spiffe://%s, and policy allowed you%s%s%s.\n",
-			 s->namespace_, s->name, c->principal,
-			 c->decision.policy_name[0] ? " by " : "",
-			 c->decision.policy_namespace,
-			 c->decision.policy_name[0] ? "/" : "");
-	if (c->decision.policy_name[0] && n > 0 && (size_t)n < sizeof body - 70) {
-		/* append the policy name before the final ".\n" */
-		n -= 2;
-		n += snprintf(body + n, sizeof body - (size_t)n, "%s.\n", c->decision.policy_name);
-	}
+			 "You are spiffe://%s, and policy allowed you%s%s%s%s.\n",
+			 s->namespace_, s->name, c->principal, named ? " by " : "",
+			 named ? c->decision.policy_namespace : "", named ? "/" : "",
+			 named ? c->decision.policy_name : "");
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof body)
+		n = (int)sizeof body - 1;   /* cannot happen with the field limits; never overread */
 	local_response(c, 200, "text/plain", body, (size_t)n, keep_alive);
 }
 
