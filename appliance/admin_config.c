@@ -99,11 +99,7 @@ static void parse_admin(const struct ydoc *d, const yaml_node_t *n, struct confi
 	}
 	if ((v = ymap_get(d, n, "allowedPrincipals")) && yget_seq(d, v, "spec.admin.allowedPrincipals")) {
 		int cnt = yseq_len(v);
-		if (cnt > CONFIG_ADMIN_MAX_PRINCIPALS) {
-			yerr(d, v, "spec.admin.allowedPrincipals", "at most %d principals, got %d",
-			     CONFIG_ADMIN_MAX_PRINCIPALS, cnt);
-			cnt = CONFIG_ADMIN_MAX_PRINCIPALS;
-		}
+		cnt = ylimit(d, v, "spec.admin.allowedPrincipals", cnt, CONFIG_ADMIN_MAX_PRINCIPALS, "principals");
 		for (int i = 0; i < cnt; i++) {
 			char field[64];
 			snprintf(field, sizeof field, "spec.admin.allowedPrincipals[%d]", i);

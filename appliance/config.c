@@ -61,17 +61,6 @@ struct loader {
 	int appliance_line;
 };
 
-static void fld(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fld(char *out, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(out, cap, fmt, ap);
-	va_end(ap);
-	if (n >= (int)cap && cap > 4)
-		memcpy(out + cap - 4, "...", 4);
-}
-
 static bool dns_label(const char *s)
 {
 	size_t n = strlen(s);
@@ -224,7 +213,7 @@ static void parse_limits(const struct ydoc *d, const yaml_node_t *n, struct conf
 		yaml_node_t *v = ymap_get(d, n, f[i].key);
 		unsigned long x;
 		char field[64];
-		fld(field, sizeof field, "spec.limits.%s", f[i].key);
+		yfield(field, sizeof field, "spec.limits.%s", f[i].key);
 		if (v && yget_uint(d, v, field, f[i].min, f[i].max, &x))
 			*f[i].out = (unsigned)x;
 	}
@@ -238,33 +227,30 @@ static void parse_ports(const struct ydoc *d, const yaml_node_t *n, struct confi
 	int cnt = yseq_len(n);
 	if (cnt == 0)
 		yerr(d, n, "spec.ports", "at least one port is required");
-	if (cnt > CONFIG_MAX_PORTS) {
-		yerr(d, n, "spec.ports", "at most %d ports, got %d", CONFIG_MAX_PORTS, cnt);
-		cnt = CONFIG_MAX_PORTS;
-	}
+	cnt = ylimit(d, n, "spec.ports", cnt, CONFIG_MAX_PORTS, "ports");
 	for (int i = 0; i < cnt; i++) {
 		yaml_node_t *e = yseq_at(d, n, i), *v;
 		char base[64], field[128];
-		fld(base, sizeof base, "spec.ports[%d]", i);
+		yfield(base, sizeof base, "spec.ports[%d]", i);
 		if (!yget_map(d, e, base))
 			continue;
 		ymap_check_keys(d, e, base, keys);
 		struct config_port *p = &cfg->ports[cfg->nports++];
-		fld(field, sizeof field, "%s.name", base);
+		yfield(field, sizeof field, "%s.name", base);
 		if (!(v = ymap_get(d, e, "name")))
 			yerr(d, e, field, "required");
 		else if (get_name(d, v, field, p->name))
 			for (int j = 0; j < cfg->nports - 1; j++)
 				if (!strcmp(cfg->ports[j].name, p->name))
 					yerr(d, v, field, "duplicate port name \"%s\" (also spec.ports[%d])", p->name, j);
-		fld(field, sizeof field, "%s.device", base);
+		yfield(field, sizeof field, "%s.device", base);
 		if (!(v = ymap_get(d, e, "device")))
 			yerr(d, e, field, "required (a DPDK device string, e.g. \"net_af_packet0,iface=eth1\")");
 		else if (yget_str(d, v, field, p->device, sizeof p->device))
 			for (int j = 0; j < cfg->nports - 1; j++)
 				if (!strcmp(cfg->ports[j].device, p->device))
 					yerr(d, v, field, "device \"%s\" is already used by spec.ports[%d]", p->device, j);
-		fld(field, sizeof field, "%s.address", base);
+		yfield(field, sizeof field, "%s.address", base);
 		char buf[64];
 		bool have_addr = false;
 		if (!(v = ymap_get(d, e, "address")))
@@ -277,7 +263,7 @@ static void parse_ports(const struct ydoc *d, const yaml_node_t *n, struct confi
 			else
 				have_addr = true;
 		}
-		fld(field, sizeof field, "%s.gateway", base);
+		yfield(field, sizeof field, "%s.gateway", base);
 		if ((v = ymap_get(d, e, "gateway")) && yget_str(d, v, field, buf, sizeof buf)) {
 			if (!yparse_ipv4(buf, &p->gateway))
 				yerr(d, v, field, "must be an IPv4 address, got \"%s\"", buf);
@@ -287,7 +273,7 @@ static void parse_ports(const struct ydoc *d, const yaml_node_t *n, struct confi
 					yerr(d, v, field, "gateway %s is outside the port's subnet", buf);
 			}
 		}
-		fld(field, sizeof field, "%s.mbufs", base);
+		yfield(field, sizeof field, "%s.mbufs", base);
 		unsigned long x;
 		if ((v = ymap_get(d, e, "mbufs")) && yget_uint(d, v, field, 512, 1048576, &x))
 			p->mbufs = (unsigned)x;
@@ -300,25 +286,22 @@ static void parse_services(const struct ydoc *d, const yaml_node_t *n, struct co
 	if (!yget_seq(d, n, "spec.services"))
 		return;
 	int cnt = yseq_len(n);
-	if (cnt > CONFIG_MAX_SERVICES) {
-		yerr(d, n, "spec.services", "at most %d services, got %d", CONFIG_MAX_SERVICES, cnt);
-		cnt = CONFIG_MAX_SERVICES;
-	}
+	cnt = ylimit(d, n, "spec.services", cnt, CONFIG_MAX_SERVICES, "services");
 	for (int i = 0; i < cnt; i++) {
 		yaml_node_t *e = yseq_at(d, n, i), *v;
 		char base[64], field[128];
-		fld(base, sizeof base, "spec.services[%d]", i);
+		yfield(base, sizeof base, "spec.services[%d]", i);
 		if (!yget_map(d, e, base))
 			continue;
 		ymap_check_keys(d, e, base, keys);
 		struct config_service *s = &cfg->services[cfg->nservices++];
-		fld(field, sizeof field, "%s.name", base);
+		yfield(field, sizeof field, "%s.name", base);
 		yaml_node_t *name_node = ymap_get(d, e, "name");
 		if (!name_node)
 			yerr(d, e, field, "required");
 		else
 			get_name(d, name_node, field, s->name);
-		fld(field, sizeof field, "%s.namespace", base);
+		yfield(field, sizeof field, "%s.namespace", base);
 		if (!(v = ymap_get(d, e, "namespace")))
 			yerr(d, e, field, "required");
 		else
@@ -329,17 +312,14 @@ static void parse_services(const struct ydoc *d, const yaml_node_t *n, struct co
 				    !strcmp(cfg->services[j].namespace_, s->namespace_))
 					yerr(d, name_node, base, "duplicate service %s/%s (also spec.services[%d])",
 					     s->namespace_, s->name, j);
-		fld(field, sizeof field, "%s.labels", base);
+		yfield(field, sizeof field, "%s.labels", base);
 		if ((v = ymap_get(d, e, "labels")) && yget_map(d, v, field)) {
 			int nl = ymap_len(v);
-			if (nl > CONFIG_MAX_LABELS) {
-				yerr(d, v, field, "at most %d labels, got %d", CONFIG_MAX_LABELS, nl);
-				nl = CONFIG_MAX_LABELS;
-			}
+			nl = ylimit(d, v, field, nl, CONFIG_MAX_LABELS, "labels");
 			for (int j = 0; j < nl; j++) {
 				struct config_label *l = &s->labels[s->nlabels];
 				const char *k = ystr(ymap_key(d, v, j));
-				fld(field, sizeof field, "%s.labels.%s", base, k ? k : "?");
+				yfield(field, sizeof field, "%s.labels.%s", base, k ? k : "?");
 				if (yget_str(d, ymap_key(d, v, j), field, l->key, sizeof l->key) &&
 				    yget_str(d, ymap_val(d, v, j), field, l->value, sizeof l->value))
 					s->nlabels++;
@@ -349,11 +329,11 @@ static void parse_services(const struct ydoc *d, const yaml_node_t *n, struct co
 					if (!strcmp(s->labels[j].key, s->labels[k].key))
 						yerr(d, v, base, "duplicate label \"%s\"", s->labels[j].key);
 		}
-		fld(field, sizeof field, "%s.demo", base);
+		yfield(field, sizeof field, "%s.demo", base);
 		bool demo = false;
 		if ((v = ymap_get(d, e, "demo")) && yget_bool(d, v, field, &demo))
 			s->builtin_demo = demo;
-		fld(field, sizeof field, "%s.endpoints", base);
+		yfield(field, sizeof field, "%s.endpoints", base);
 		v = ymap_get(d, e, "endpoints");
 		if (!v && !demo)
 			yerr(d, e, field, "required: a service needs at least one endpoint (or demo: true)");
@@ -363,14 +343,11 @@ static void parse_services(const struct ydoc *d, const yaml_node_t *n, struct co
 				yerr(d, v, field, "a demo service is served by meshgate itself and takes no endpoints");
 			else if (!demo && ne == 0)
 				yerr(d, v, field, "a service needs at least one endpoint (or demo: true)");
-			if (ne > CONFIG_MAX_ENDPOINTS) {
-				yerr(d, v, field, "at most %d endpoints, got %d", CONFIG_MAX_ENDPOINTS, ne);
-				ne = CONFIG_MAX_ENDPOINTS;
-			}
+			ne = ylimit(d, v, field, ne, CONFIG_MAX_ENDPOINTS, "endpoints");
 			for (int j = 0; j < ne; j++) {
 				yaml_node_t *ep = yseq_at(d, v, j);
 				char buf[64], ef[128];
-				fld(ef, sizeof ef, "%s.endpoints[%d]", base, j);
+				yfield(ef, sizeof ef, "%s.endpoints[%d]", base, j);
 				if (!yget_str(d, ep, ef, buf, sizeof buf))
 					continue;
 				char *colon = strrchr(buf, ':');
@@ -407,14 +384,11 @@ static void parse_listeners(const struct ydoc *d, const yaml_node_t *n, struct c
 	if (!yget_seq(d, n, "spec.listeners"))
 		return;
 	int cnt = yseq_len(n);
-	if (cnt > CONFIG_MAX_LISTENERS) {
-		yerr(d, n, "spec.listeners", "at most %d listeners, got %d", CONFIG_MAX_LISTENERS, cnt);
-		cnt = CONFIG_MAX_LISTENERS;
-	}
+	cnt = ylimit(d, n, "spec.listeners", cnt, CONFIG_MAX_LISTENERS, "listeners");
 	for (int i = 0; i < cnt; i++) {
 		yaml_node_t *e = yseq_at(d, n, i), *v;
 		char base[64], field[128], buf[CONFIG_MAX_NAME * 2 + 2];
-		fld(base, sizeof base, "spec.listeners[%d]", i);
+		yfield(base, sizeof base, "spec.listeners[%d]", i);
 		if (!yget_map(d, e, base))
 			continue;
 		ymap_check_keys(d, e, base, keys);
@@ -422,14 +396,14 @@ static void parse_listeners(const struct ydoc *d, const yaml_node_t *n, struct c
 		l->line = yline(e);
 		l->port = -1;
 		l->service = -1;
-		fld(field, sizeof field, "%s.name", base);
+		yfield(field, sizeof field, "%s.name", base);
 		if (!(v = ymap_get(d, e, "name")))
 			yerr(d, e, field, "required");
 		else if (get_name(d, v, field, l->name))
 			for (int j = 0; j < cfg->nlisteners - 1; j++)
 				if (!strcmp(cfg->listeners[j].name, l->name))
 					yerr(d, v, field, "duplicate listener name \"%s\" (also spec.listeners[%d])", l->name, j);
-		fld(field, sizeof field, "%s.port", base);
+		yfield(field, sizeof field, "%s.port", base);
 		if (!(v = ymap_get(d, e, "port")))
 			yerr(d, e, field, "required (the name of an entry in spec.ports)");
 		else if (yget_str(d, v, field, buf, sizeof buf)) {
@@ -439,7 +413,7 @@ static void parse_listeners(const struct ydoc *d, const yaml_node_t *n, struct c
 			else
 				l->port = (int)(p - cfg->ports);
 		}
-		fld(field, sizeof field, "%s.listen", base);
+		yfield(field, sizeof field, "%s.listen", base);
 		if (!(v = ymap_get(d, e, "listen")))
 			yerr(d, e, field, "required (a TCP port number)");
 		else if (get_port_number(d, v, field, &l->listen) && l->port >= 0)
@@ -447,7 +421,7 @@ static void parse_listeners(const struct ydoc *d, const yaml_node_t *n, struct c
 				if (cfg->listeners[j].port == l->port && cfg->listeners[j].listen == l->listen)
 					yerr(d, v, field, "port %u on \"%s\" is already used by listener \"%s\"",
 					     l->listen, cfg->ports[l->port].name, cfg->listeners[j].name);
-		fld(field, sizeof field, "%s.protocol", base);
+		yfield(field, sizeof field, "%s.protocol", base);
 		if (!(v = ymap_get(d, e, "protocol")))
 			yerr(d, e, field, "required (tcp or http)");
 		else if (yget_str(d, v, field, buf, sizeof buf)) {
@@ -458,7 +432,7 @@ static void parse_listeners(const struct ydoc *d, const yaml_node_t *n, struct c
 			else
 				yerr(d, v, field, "must be tcp or http, got \"%s\"", buf);
 		}
-		fld(field, sizeof field, "%s.service", base);
+		yfield(field, sizeof field, "%s.service", base);
 		if (!(v = ymap_get(d, e, "service")))
 			yerr(d, e, field, "required (the name of an entry in spec.services)");
 		else if (yget_str(d, v, field, buf, sizeof buf)) {
@@ -484,9 +458,9 @@ static void dirname_of(const char *file, char *out, size_t cap)
 	if (!getcwd(cwd, sizeof cwd))
 		snprintf(cwd, sizeof cwd, ".");
 	if (slash)
-		fld(out, cap, "%s/%.*s", cwd, (int)(slash - file), file);
+		yfield(out, cap, "%s/%.*s", cwd, (int)(slash - file), file);
 	else
-		fld(out, cap, "%s", cwd);
+		yfield(out, cap, "%s", cwd);
 }
 
 static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t *root,
@@ -559,27 +533,24 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 		int cnt = yseq_len(tb);
 		if (cnt == 0)
 			yerr(d, tb, "spec.trustBundles", "at least one trust bundle is required");
-		if (cnt > CONFIG_MAX_TRUST_BUNDLES) {
-			yerr(d, tb, "spec.trustBundles", "at most %d trust bundles, got %d", CONFIG_MAX_TRUST_BUNDLES, cnt);
-			cnt = CONFIG_MAX_TRUST_BUNDLES;
-		}
+		cnt = ylimit(d, tb, "spec.trustBundles", cnt, CONFIG_MAX_TRUST_BUNDLES, "trust bundles");
 		for (int i = 0; i < cnt; i++) {
 			yaml_node_t *e = yseq_at(d, tb, i);
 			char base[64], field[128];
-			fld(base, sizeof base, "spec.trustBundles[%d]", i);
+			yfield(base, sizeof base, "spec.trustBundles[%d]", i);
 			if (!yget_map(d, e, base))
 				continue;
 			static const char *const tk[] = {"trustDomain", "roots", NULL};
 			ymap_check_keys(d, e, base, tk);
 			struct config_trust_bundle *b = &cfg->trust_bundles[cfg->ntrust_bundles++];
-			fld(field, sizeof field, "%s.trustDomain", base);
+			yfield(field, sizeof field, "%s.trustDomain", base);
 			if (!(v = ymap_get(d, e, "trustDomain")))
 				yerr(d, e, field, "required");
 			else if (get_trust_domain(d, v, field, b->trust_domain))
 				for (int j = 0; j < cfg->ntrust_bundles - 1; j++)
 					if (!strcmp(cfg->trust_bundles[j].trust_domain, b->trust_domain))
 						yerr(d, v, field, "duplicate trust domain \"%s\" (also spec.trustBundles[%d])", b->trust_domain, j);
-			fld(field, sizeof field, "%s.roots", base);
+			yfield(field, sizeof field, "%s.roots", base);
 			if (!(v = ymap_get(d, e, "roots")))
 				yerr(d, e, field, "required (PEM file of root certificates)");
 			else
@@ -592,13 +563,10 @@ static void parse_appliance(struct loader *L, const struct ydoc *d, yaml_node_t 
 		ymap_check_keys(d, dp, "spec.dpdk", dk);
 		if ((v = ymap_get(d, dp, "args")) && yget_seq(d, v, "spec.dpdk.args")) {
 			int cnt = yseq_len(v);
-			if (cnt > CONFIG_MAX_EAL_ARGS) {
-				yerr(d, v, "spec.dpdk.args", "at most %d arguments, got %d", CONFIG_MAX_EAL_ARGS, cnt);
-				cnt = CONFIG_MAX_EAL_ARGS;
-			}
+			cnt = ylimit(d, v, "spec.dpdk.args", cnt, CONFIG_MAX_EAL_ARGS, "arguments");
 			for (int i = 0; i < cnt; i++) {
 				char field[64];
-				fld(field, sizeof field, "spec.dpdk.args[%d]", i);
+				yfield(field, sizeof field, "spec.dpdk.args[%d]", i);
 				if (yget_str(d, yseq_at(d, v, i), field, cfg->eal_args[cfg->neal_args], sizeof cfg->eal_args[0]))
 					cfg->neal_args++;
 			}

@@ -10,17 +10,6 @@
 #include "appliance/egress.h"
 #include "appliance/yaml_node.h"
 
-static void fld(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fld(char *out, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(out, cap, fmt, ap);
-	va_end(ap);
-	if (n >= (int)cap && cap > 4)
-		memcpy(out + cap - 4, "...", 4);
-}
-
 /* The egress part of the config, created on first use. */
 static struct egress_config *ecfg(const struct ydoc *d, struct config *cfg)
 {
@@ -57,7 +46,7 @@ static int get_port_names(const struct ydoc *d, const yaml_node_t *n, const char
 	for (int i = 0; i < cnt && k < CONFIG_MAX_PORTS; i++) {
 		char f[160], name[CONFIG_MAX_NAME];
 		yaml_node_t *v = yseq_at(d, n, i);
-		fld(f, sizeof f, "%s[%d]", field, i);
+		yfield(f, sizeof f, "%s[%d]", field, i);
 		if (!yget_str(d, v, f, name, sizeof name))
 			continue;
 		int p = port_index(cfg, name);
@@ -288,7 +277,7 @@ static int parse_peers(const struct ydoc *d, const yaml_node_t *n, const char *f
 	for (int i = 0; i < cnt; i++) {
 		char base[160], f[200];
 		yaml_node_t *e = yseq_at(d, n, i), *b, *v;
-		fld(base, sizeof base, "%s[%d]", field, i);
+		yfield(base, sizeof base, "%s[%d]", field, i);
 		if (!yget_map(d, e, base))
 			continue;
 		if (ymap_get(d, e, "podSelector") || ymap_get(d, e, "namespaceSelector")) {
@@ -297,7 +286,7 @@ static int parse_peers(const struct ydoc *d, const yaml_node_t *n, const char *f
 		}
 		static const char *const pk[] = {"ipBlock", NULL};
 		ymap_check_keys(d, e, base, pk);
-		fld(f, sizeof f, "%s.ipBlock", base);
+		yfield(f, sizeof f, "%s.ipBlock", base);
 		if (!(b = ymap_get(d, e, "ipBlock"))) {
 			yerr(d, e, f, "required ({cidr: A.B.C.D/N, except: [...]})");
 			continue;
@@ -309,7 +298,7 @@ static int parse_peers(const struct ydoc *d, const yaml_node_t *n, const char *f
 		struct np_peer *p = &out[k];
 		memset(p, 0, sizeof *p);
 		char cf[220];
-		fld(cf, sizeof cf, "%s.cidr", f);
+		yfield(cf, sizeof cf, "%s.cidr", f);
 		if (!(v = ymap_get(d, b, "cidr"))) {
 			yerr(d, b, cf, "required");
 			continue;
@@ -317,7 +306,7 @@ static int parse_peers(const struct ydoc *d, const yaml_node_t *n, const char *f
 		if (!get_cidr(d, v, cf, &p->cidr))
 			continue;
 		bool ok = true;
-		fld(cf, sizeof cf, "%s.except", f);
+		yfield(cf, sizeof cf, "%s.except", f);
 		if ((v = ymap_get(d, b, "except")) && yget_seq(d, v, cf)) {
 			int ne = yseq_len(v);
 			if (ne > FILTER_MAX_EXCEPT) {
@@ -329,7 +318,7 @@ static int parse_peers(const struct ydoc *d, const yaml_node_t *n, const char *f
 				char ef[240];
 				yaml_node_t *x = yseq_at(d, v, j);
 				struct filter_cidr c;
-				fld(ef, sizeof ef, "%s[%d]", cf, j);
+				yfield(ef, sizeof ef, "%s[%d]", cf, j);
 				if (!get_cidr(d, x, ef, &c)) {
 					ok = false;
 					continue;
@@ -361,7 +350,7 @@ static int parse_np_ports(const struct ydoc *d, const yaml_node_t *n, const char
 	for (int i = 0; i < cnt; i++) {
 		char base[160], f[200], buf[32];
 		yaml_node_t *e = yseq_at(d, n, i), *v;
-		fld(base, sizeof base, "%s[%d]", field, i);
+		yfield(base, sizeof base, "%s[%d]", field, i);
 		if (!yget_map(d, e, base))
 			continue;
 		static const char *const pk[] = {"protocol", "port", "endPort", NULL};
@@ -370,7 +359,7 @@ static int parse_np_ports(const struct ydoc *d, const yaml_node_t *n, const char
 		memset(p, 0, sizeof *p);
 		p->proto = FILTER_PROTO_TCP;
 		bool ok = true;
-		fld(f, sizeof f, "%s.protocol", base);
+		yfield(f, sizeof f, "%s.protocol", base);
 		if ((v = ymap_get(d, e, "protocol")) && yget_str(d, v, f, buf, sizeof buf)) {
 			if (!strcmp(buf, "TCP"))
 				p->proto = FILTER_PROTO_TCP;
@@ -384,7 +373,7 @@ static int parse_np_ports(const struct ydoc *d, const yaml_node_t *n, const char
 			}
 		}
 		unsigned long x;
-		fld(f, sizeof f, "%s.port", base);
+		yfield(f, sizeof f, "%s.port", base);
 		if ((v = ymap_get(d, e, "port"))) {
 			const char *s = ystr(v);
 			if (s && !yis_null(v) && !(s[0] >= '0' && s[0] <= '9')) {
@@ -400,7 +389,7 @@ static int parse_np_ports(const struct ydoc *d, const yaml_node_t *n, const char
 				ok = false;
 			}
 		}
-		fld(f, sizeof f, "%s.endPort", base);
+		yfield(f, sizeof f, "%s.endPort", base);
 		if ((v = ymap_get(d, e, "endPort"))) {
 			if (!ymap_get(d, e, "port")) {
 				yerr(d, v, f, "needs port (the start of the range)");
@@ -428,14 +417,14 @@ static void parse_np_rules(const struct ydoc *d, const yaml_node_t *n, const cha
 	const char *peer_key = dir == FILTER_INGRESS ? "from" : "to";
 	const char *list = dir == FILTER_INGRESS ? "ingress" : "egress";
 	char field[128];
-	fld(field, sizeof field, "%s.%s", base, list);
+	yfield(field, sizeof field, "%s.%s", base, list);
 	if (!yget_seq(d, n, field))
 		return;
 	int cnt = yseq_len(n);
 	for (int i = 0; i < cnt; i++) {
 		char rb[160], f[200];
 		yaml_node_t *e = yseq_at(d, n, i), *v;
-		fld(rb, sizeof rb, "%s[%d]", field, i);
+		yfield(rb, sizeof rb, "%s[%d]", field, i);
 		if (!yget_map(d, e, rb))
 			continue;
 		const char *const keys[] = {peer_key, "ports", NULL};
@@ -443,10 +432,10 @@ static void parse_np_rules(const struct ydoc *d, const yaml_node_t *n, const cha
 		static struct np_peer peers[NP_MAX_PEERS];
 		static struct np_port pp[NP_MAX_PORTS];
 		int npeers = 0, npp = 0;
-		fld(f, sizeof f, "%s.%s", rb, peer_key);
+		yfield(f, sizeof f, "%s.%s", rb, peer_key);
 		if ((v = ymap_get(d, e, peer_key)) && (npeers = parse_peers(d, v, f, peers)) < 0)
 			continue;
-		fld(f, sizeof f, "%s.ports", rb);
+		yfield(f, sizeof f, "%s.ports", rb);
 		if ((v = ymap_get(d, e, "ports")) && (npp = parse_np_ports(d, v, f, pp)) < 0)
 			continue;
 		/* an empty list after errors must not widen the rule to "any" */
@@ -485,21 +474,18 @@ static void parse_network_policies(const struct ydoc *d, const yaml_node_t *n, s
 	if (!yget_seq(d, n, "spec.networkPolicies"))
 		return;
 	int cnt = yseq_len(n);
-	if (cnt > EGRESS_MAX_POLICIES) {
-		yerr(d, n, "spec.networkPolicies", "at most %d policies, got %d", EGRESS_MAX_POLICIES, cnt);
-		cnt = EGRESS_MAX_POLICIES;
-	}
+	cnt = ylimit(d, n, "spec.networkPolicies", cnt, EGRESS_MAX_POLICIES, "policies");
 	char names[EGRESS_MAX_POLICIES][CONFIG_MAX_NAME];
 	for (int i = 0; i < cnt; i++) {
 		static const char *const keys[] = {"name", "ports", "policyTypes", "ingress", "egress", NULL};
 		char base[64], f[128], name[CONFIG_MAX_NAME] = "";
 		yaml_node_t *e = yseq_at(d, n, i), *v;
-		fld(base, sizeof base, "spec.networkPolicies[%d]", i);
+		yfield(base, sizeof base, "spec.networkPolicies[%d]", i);
 		names[i][0] = 0;
 		if (!yget_map(d, e, base))
 			continue;
 		ymap_check_keys(d, e, base, keys);
-		fld(f, sizeof f, "%s.name", base);
+		yfield(f, sizeof f, "%s.name", base);
 		if (!(v = ymap_get(d, e, "name")))
 			yerr(d, e, f, "required");
 		else if (yget_str(d, v, f, name, sizeof name)) {
@@ -511,14 +497,14 @@ static void parse_network_policies(const struct ydoc *d, const yaml_node_t *n, s
 			snprintf(names[i], sizeof names[i], "%s", name);
 		}
 		int ports[CONFIG_MAX_PORTS], np = -1;
-		fld(f, sizeof f, "%s.ports", base);
+		yfield(f, sizeof f, "%s.ports", base);
 		if (!(v = ymap_get(d, e, "ports")))
 			yerr(d, e, f, "required (the port names it applies to, from spec.ports)");
 		else
 			np = get_port_names(d, v, f, cfg, ports);
 		yaml_node_t *in = ymap_get(d, e, "ingress"), *out = ymap_get(d, e, "egress");
 		bool types[2] = {true, out != NULL};    /* Kubernetes' default */
-		fld(f, sizeof f, "%s.policyTypes", base);
+		yfield(f, sizeof f, "%s.policyTypes", base);
 		if ((v = ymap_get(d, e, "policyTypes")) && yget_seq(d, v, f)) {
 			types[0] = types[1] = false;
 			int nt = yseq_len(v);
@@ -527,7 +513,7 @@ static void parse_network_policies(const struct ydoc *d, const yaml_node_t *n, s
 			for (int j = 0; j < nt; j++) {
 				char tf[160], t[16];
 				yaml_node_t *x = yseq_at(d, v, j);
-				fld(tf, sizeof tf, "%s[%d]", f, j);
+				yfield(tf, sizeof tf, "%s[%d]", f, j);
 				if (!yget_str(d, x, tf, t, sizeof t))
 					continue;
 				if (!strcmp(t, "Ingress"))
@@ -580,23 +566,20 @@ static void parse_se_ports(const struct ydoc *d, const yaml_node_t *n, struct eg
 	int cnt = yseq_len(n);
 	if (cnt == 0)
 		yerr(d, n, "spec.ports", "at least one port is required");
-	if (cnt > EGRESS_MAX_ENTRY_PORTS) {
-		yerr(d, n, "spec.ports", "at most %d ports, got %d", EGRESS_MAX_ENTRY_PORTS, cnt);
-		cnt = EGRESS_MAX_ENTRY_PORTS;
-	}
+	cnt = ylimit(d, n, "spec.ports", cnt, EGRESS_MAX_ENTRY_PORTS, "ports");
 	for (int i = 0; i < cnt; i++) {
 		static const char *const keys[] = {"number", "protocol", "name", "targetPort", NULL};
 		char base[64], f[96], buf[32];
 		yaml_node_t *e = yseq_at(d, n, i), *v;
 		unsigned long x;
-		fld(base, sizeof base, "spec.ports[%d]", i);
+		yfield(base, sizeof base, "spec.ports[%d]", i);
 		if (!yget_map(d, e, base))
 			continue;
 		ymap_check_keys(d, e, base, keys);
 		struct egress_port *p = &s->ports[s->nports];
 		memset(p, 0, sizeof *p);
 		bool ok = true;
-		fld(f, sizeof f, "%s.number", base);
+		yfield(f, sizeof f, "%s.number", base);
 		if (!(v = ymap_get(d, e, "number"))) {
 			yerr(d, e, f, "required");
 			ok = false;
@@ -610,7 +593,7 @@ static void parse_se_ports(const struct ydoc *d, const yaml_node_t *n, struct eg
 		} else {
 			ok = false;
 		}
-		fld(f, sizeof f, "%s.protocol", base);
+		yfield(f, sizeof f, "%s.protocol", base);
 		if (!(v = ymap_get(d, e, "protocol"))) {
 			yerr(d, e, f, "required (TLS, HTTPS, HTTP or TCP)");
 			ok = false;
@@ -630,10 +613,10 @@ static void parse_se_ports(const struct ydoc *d, const yaml_node_t *n, struct eg
 		} else {
 			ok = false;
 		}
-		fld(f, sizeof f, "%s.name", base);
+		yfield(f, sizeof f, "%s.name", base);
 		if ((v = ymap_get(d, e, "name")))
 			ok &= yget_str(d, v, f, p->name, sizeof p->name);
-		fld(f, sizeof f, "%s.targetPort", base);
+		yfield(f, sizeof f, "%s.targetPort", base);
 		if ((v = ymap_get(d, e, "targetPort"))) {
 			if (yget_uint(d, v, f, 1, 65535, &x))
 				p->target = (uint16_t)x;
@@ -650,21 +633,18 @@ static void parse_se_endpoints(const struct ydoc *d, const yaml_node_t *n, struc
 	if (!yget_seq(d, n, "spec.endpoints"))
 		return;
 	int cnt = yseq_len(n);
-	if (cnt > EGRESS_MAX_ENTRY_ENDPOINTS) {
-		yerr(d, n, "spec.endpoints", "at most %d endpoints, got %d", EGRESS_MAX_ENTRY_ENDPOINTS, cnt);
-		cnt = EGRESS_MAX_ENTRY_ENDPOINTS;
-	}
+	cnt = ylimit(d, n, "spec.endpoints", cnt, EGRESS_MAX_ENTRY_ENDPOINTS, "endpoints");
 	for (int i = 0; i < cnt; i++) {
 		static const char *const keys[] = {"address", "ports", "labels", "network", "locality", "weight", NULL};
 		char base[64], f[96];
 		yaml_node_t *e = yseq_at(d, n, i), *v;
-		fld(base, sizeof base, "spec.endpoints[%d]", i);
+		yfield(base, sizeof base, "spec.endpoints[%d]", i);
 		if (!yget_map(d, e, base))
 			continue;
 		ymap_check_keys(d, e, base, keys);
 		struct egress_endpoint *ep = &s->endpoints[s->nendpoints];
 		memset(ep, 0, sizeof *ep);
-		fld(f, sizeof f, "%s.address", base);
+		yfield(f, sizeof f, "%s.address", base);
 		if (!(v = ymap_get(d, e, "address"))) {
 			yerr(d, e, f, "required (an IPv4 address or a host name)");
 			continue;
@@ -688,7 +668,7 @@ static void parse_se_endpoints(const struct ydoc *d, const yaml_node_t *n, struc
 			yerr(d, v, f, "resolution STATIC needs IP addresses, got \"%s\"", ep->address);
 			continue;
 		}
-		fld(f, sizeof f, "%s.ports", base);
+		yfield(f, sizeof f, "%s.ports", base);
 		if ((v = ymap_get(d, e, "ports")) && yget_map(d, v, f)) {
 			int np = ymap_len(v);
 			if (np > 4) {
@@ -699,7 +679,7 @@ static void parse_se_endpoints(const struct ydoc *d, const yaml_node_t *n, struc
 				unsigned long x;
 				const char *k = ystr(ymap_key(d, v, j));
 				char pf[160];
-				fld(pf, sizeof pf, "%s.%s", f, k ? k : "?");
+				yfield(pf, sizeof pf, "%s.%s", f, k ? k : "?");
 				bool known = false;
 				for (int q = 0; k && q < s->nports; q++)
 					known |= !strcmp(s->ports[q].name, k);
@@ -806,15 +786,12 @@ void config_egress_parse_service_entry(const struct ydoc *d, yaml_node_t *root, 
 		int cnt = yseq_len(v);
 		if (cnt == 0)
 			yerr(d, v, "spec.hosts", "at least one host is required");
-		if (cnt > EGRESS_MAX_ENTRY_HOSTS) {
-			yerr(d, v, "spec.hosts", "at most %d hosts, got %d", EGRESS_MAX_ENTRY_HOSTS, cnt);
-			cnt = EGRESS_MAX_ENTRY_HOSTS;
-		}
+		cnt = ylimit(d, v, "spec.hosts", cnt, EGRESS_MAX_ENTRY_HOSTS, "hosts");
 		for (int i = 0; i < cnt; i++) {
 			char f[64];
 			yaml_node_t *h = yseq_at(d, v, i);
 			char *out = s->hosts[s->nhosts];
-			fld(f, sizeof f, "spec.hosts[%d]", i);
+			yfield(f, sizeof f, "spec.hosts[%d]", i);
 			if (!yget_str(d, h, f, out, EGRESS_MAX_HOST))
 				continue;
 			if (!strcmp(out, "*")) {
@@ -838,13 +815,10 @@ void config_egress_parse_service_entry(const struct ydoc *d, yaml_node_t *root, 
 	}
 	if ((v = ymap_get(d, spec, "addresses")) && yget_seq(d, v, "spec.addresses")) {
 		int cnt = yseq_len(v);
-		if (cnt > EGRESS_MAX_ENTRY_ADDRESSES) {
-			yerr(d, v, "spec.addresses", "at most %d addresses, got %d", EGRESS_MAX_ENTRY_ADDRESSES, cnt);
-			cnt = EGRESS_MAX_ENTRY_ADDRESSES;
-		}
+		cnt = ylimit(d, v, "spec.addresses", cnt, EGRESS_MAX_ENTRY_ADDRESSES, "addresses");
 		for (int i = 0; i < cnt; i++) {
 			char f[64];
-			fld(f, sizeof f, "spec.addresses[%d]", i);
+			yfield(f, sizeof f, "spec.addresses[%d]", i);
 			if (get_cidr(d, yseq_at(d, v, i), f, &s->addresses[s->naddresses]))
 				s->naddresses++;
 		}

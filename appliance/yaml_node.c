@@ -78,6 +78,25 @@ void yerr(const struct ydoc *d, const yaml_node_t *n, const char *field, const c
 	config_error_add(d->errs, d->file, yline(n), field, "%s", msg);
 }
 
+void yfield(char *out, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out, cap, fmt, ap);
+	va_end(ap);
+	if (n >= (int)cap && cap > 4)
+		memcpy(out + cap - 4, "...", 4);
+}
+
+int ylimit(const struct ydoc *d, const yaml_node_t *at, const char *field, int cnt, int max,
+	   const char *what)
+{
+	if (cnt <= max)
+		return cnt;
+	yerr(d, at, field, "at most %d %s, got %d", max, what, cnt);
+	return max;
+}
+
 static void join(char *out, size_t cap, const char *path, const char *key)
 {
 	if (path && path[0])

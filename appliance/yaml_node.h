@@ -43,6 +43,15 @@ void ymap_check_keys(const struct ydoc *d, const yaml_node_t *map, const char *p
 void yerr(const struct ydoc *d, const yaml_node_t *n, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* A field path into `out` (snprintf); one too long ends in "..." so it
+ * still reads as a path in messages. */
+void yfield(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* `cnt` items where at most `max` fit: more is the error "at most MAX WHAT,
+ * got CNT" at `field` (node `at`), and the first `max` are kept. */
+int ylimit(const struct ydoc *d, const yaml_node_t *at, const char *field, int cnt, int max,
+	   const char *what);
+
 /* Typed getters: report a typed error at the node and return false when the
  * node has the wrong type. `field` is the full path for messages. */
 bool yget_map(const struct ydoc *d, const yaml_node_t *n, const char *field);
