@@ -195,6 +195,23 @@ static void test_references_and_uniqueness(void **state)
 	assert_int_equal(errs->count, (int)(sizeof want / sizeof want[0]));
 }
 
+/* Lists longer than their fixed table: one "at most" error, the rest kept. */
+static void test_list_limits(void **state)
+{
+	char text[4096] = APPLIANCE "  services:\n    - {name: s, namespace: a, endpoints: [";
+	size_t n = strlen(text);
+	for (int i = 0; i <= CONFIG_MAX_ENDPOINTS; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n, "%s\"198.18.1.%d:80\"", i ? ", " : "", i + 1);
+	n += (size_t)snprintf(text + n, sizeof text - n, "]}\n");
+	assert_int_equal(config_load_buffer("lim.yaml", "data/config", text, n, cfg, errs), -1);
+	char want[64];
+	snprintf(want, sizeof want, "at most %d endpoints, got %d", CONFIG_MAX_ENDPOINTS, CONFIG_MAX_ENDPOINTS + 1);
+	assert_int_equal(errs->count, 1);
+	assert_int_equal(errs->items[0].line, 11);
+	assert_string_equal(errs->items[0].field, "spec.services[0].endpoints");
+	assert_string_equal(errs->items[0].message, want);
+}
+
 static void test_error_cap_and_print(void **state)
 {
 	char text[8192] = APPLIANCE "  services:\n";
@@ -243,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_buffer_and_documents),
 		cmocka_unit_test(test_references_and_uniqueness),
+		cmocka_unit_test(test_list_limits),
 		cmocka_unit_test(test_error_cap_and_print),
 		cmocka_unit_test(test_multi_file),
 	};
