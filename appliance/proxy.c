@@ -327,9 +327,11 @@ static void quick_ack(struct tcp_pcb *pcb, const struct pbuf *pb)
 		pcb->flags |= TF_ACK_NOW;   /* tcp_ack_now() is in a private lwIP header */
 }
 
-static err_t down_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t err)
+/* Both sides' receive callback: queue the segment on `ring` (or note EOF)
+ * for proxy_poll; the window opens again only as the bytes are consumed. */
+static err_t queue_recv(struct conn *c, struct tcp_pcb *pcb, struct pbuf *pb, struct pbuf_ring *ring,
+			bool *eof)
 {
-	struct conn *c = arg;
 	if (!c) {
 		if (pb) {
 			tcp_recved(pcb, pb->tot_len);
@@ -338,20 +340,27 @@ static err_t down_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t er
 		return ERR_OK;
 	}
 	if (!pb) {
-		c->down_eof = true;
+		*eof = true;
 		mark_dirty(c);
 		return ERR_OK;
 	}
-	if (ring_full(&c->down_rx))
+	if (ring_full(ring))
 		return ERR_MEM;     /* lwIP keeps it and offers it again */
-	ring_push(&c->down_rx, pb);
+	ring_push(ring, pb);
 	c->last_activity_ms = c->proxy->now_ms;
 	quick_ack(pcb, pb);
 	mark_dirty(c);
 	return ERR_OK;
 }
 
-static err_t down_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+static err_t down_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t err)
+{
+	struct conn *c = arg;
+	return queue_recv(c, pcb, pb, c ? &c->down_rx : NULL, c ? &c->down_eof : NULL);
+}
+
+/* Either side acknowledged data: there may be room to move more. */
+static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 {
 	struct conn *c = arg;
 	if (c)
@@ -369,7 +378,8 @@ static void down_err(void *arg, err_t err)
 	mark_dirty(c);
 }
 
-static err_t down_poll(void *arg, struct tcp_pcb *pcb)
+/* lwIP's periodic poll of either side: time for timeouts to be checked. */
+static err_t on_poll(void *arg, struct tcp_pcb *pcb)
 {
 	struct conn *c = arg;
 	if (c)
@@ -380,33 +390,7 @@ static err_t down_poll(void *arg, struct tcp_pcb *pcb)
 static err_t up_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t err)
 {
 	struct conn *c = arg;
-	if (!c) {
-		if (pb) {
-			tcp_recved(pcb, pb->tot_len);
-			pbuf_free(pb);
-		}
-		return ERR_OK;
-	}
-	if (!pb) {
-		c->up_eof = true;
-		mark_dirty(c);
-		return ERR_OK;
-	}
-	if (ring_full(&c->up_rx))
-		return ERR_MEM;
-	ring_push(&c->up_rx, pb);
-	c->last_activity_ms = c->proxy->now_ms;
-	quick_ack(pcb, pb);
-	mark_dirty(c);
-	return ERR_OK;
-}
-
-static err_t up_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
-{
-	struct conn *c = arg;
-	if (c)
-		mark_dirty(c);
-	return ERR_OK;
+	return queue_recv(c, pcb, pb, c ? &c->up_rx : NULL, c ? &c->up_eof : NULL);
 }
 
 static void up_err(void *arg, err_t err)
@@ -432,14 +416,6 @@ static err_t up_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 	return ERR_OK;
 }
 
-static err_t up_poll(void *arg, struct tcp_pcb *pcb)
-{
-	struct conn *c = arg;
-	if (c)
-		mark_dirty(c);
-	return ERR_OK;
-}
-
 /* ------------------------------------------------------------ upstream */
 
 bool pconn_upstream_connect(struct conn *c)
@@ -460,9 +436,9 @@ bool pconn_upstream_connect(struct conn *c)
 	}
 	tcp_arg(up, c);
 	tcp_recv(up, up_recv);
-	tcp_sent(up, up_sent);
+	tcp_sent(up, on_sent);
 	tcp_err(up, up_err);
-	tcp_poll(up, up_poll, 2);
+	tcp_poll(up, on_poll, 2);
 	tcp_nagle_disable(up);
 	ip_addr_t a;
 	ip_addr_set_ip4_u32(&a, ep->ip);
@@ -964,9 +940,9 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 		c->sniffing = true;
 	tcp_arg(pcb, c);
 	tcp_recv(pcb, down_recv);
-	tcp_sent(pcb, down_sent);
+	tcp_sent(pcb, on_sent);
 	tcp_err(pcb, down_err);
-	tcp_poll(pcb, down_poll, 2);
+	tcp_poll(pcb, on_poll, 2);
 	tcp_nagle_disable(pcb);
 	if (mode == POLICY_MTLS_DISABLE)
 		conn_plain_open(c);
