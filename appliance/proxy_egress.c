@@ -373,26 +373,10 @@ static bool query_send(struct egress_proxy *ep, struct eg_query *q)
 		}
 		udp_recv(ep->dns, resolve_recv, ep);
 	}
-	uint8_t msg[12 + DNS_MAX_NAME_TEXT + 2 + 4];
-	size_t n = 12, hl = strlen(q->host);
-	memset(msg, 0, 12);
-	msg[0] = (uint8_t)(q->id >> 8);
-	msg[1] = (uint8_t)q->id;
-	msg[2] = 0x01;                  /* RD */
-	msg[5] = 1;                     /* one question */
-	for (size_t start = 0; start <= hl;) {
-		const char *dot = memchr(q->host + start, '.', hl - start);
-		size_t ll = (dot ? (size_t)(dot - q->host) : hl) - start;
-		if (ll == 0 || ll > 63 || n + 1 + ll + 5 > sizeof msg)
-			return false;
-		msg[n++] = (uint8_t)ll;
-		memcpy(msg + n, q->host + start, ll);
-		n += ll;
-		start += ll + 1;
-	}
-	msg[n++] = 0;
-	msg[n++] = 0; msg[n++] = 1;     /* A */
-	msg[n++] = 0; msg[n++] = 1;     /* IN */
+	uint8_t msg[DNS_HEADER_LEN + DNS_MAX_NAME_WIRE + 4];
+	size_t n = dns_build_query(q->id, q->host, DNS_TYPE_A, msg, sizeof msg);
+	if (!n)
+		return false;
 	struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
 	if (!p)
 		return false;
@@ -476,32 +460,18 @@ static void resolve_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const i
 	pbuf_free(p);
 	uint16_t want_port = ep->cfg->egress->dns_upstream_port ? ep->cfg->egress->dns_upstream_port : 53;
 	if (!ep->cfg->egress->dns_upstream || ip_addr_get_ip4_u32(addr) != ep->cfg->egress->dns_upstream ||
-	    port != want_port || len < 12 || !(msg[2] & 0x80) || get16(msg + 4) != 1)
+	    port != want_port || len < DNS_HEADER_LEN)
 		return;
 	struct eg_query *q = NULL;
 	for (int i = 0; i < EGRESS_RESOLVE_PENDING && !q; i++)
 		if (ep->queries[i].used && ep->queries[i].id == get16(msg))
 			q = &ep->queries[i];
-	char name[DNS_MAX_NAME_TEXT];
 	size_t off;
-	if (!q || dns_name_read(msg, len, 12, name, &off) != DNS_OK || strcasecmp(name, q->host) ||
-	    off + 4 > len)
+	if (!q || !dns_response_matches(msg, len, q->host, DNS_TYPE_A, &off))
 		return;
-	off += 4;
 	uint32_t addr_be = 0, ttl = 0;
-	unsigned an = get16(msg + 6);
-	for (unsigned i = 0; (msg[3] & 0x0f) == 0 && i < an && !addr_be; i++) {
-		if (dns_name_read(msg, len, off, name, &off) != DNS_OK || off + 10 > len)
-			break;
-		uint16_t type = get16(msg + off), rdlen = get16(msg + off + 8);
-		ttl = (uint32_t)get16(msg + off + 4) << 16 | get16(msg + off + 6);
-		off += 10;
-		if (off + rdlen > len)
-			break;
-		if (type == 1 && rdlen == 4)
-			memcpy(&addr_be, msg + off, 4);
-		off += rdlen;
-	}
+	if (!dns_response_first_a(msg, len, off, &addr_be, &ttl))
+		addr_be = 0;
 	char host[EGRESS_MAX_HOST];
 	snprintf(host, sizeof host, "%s", q->host);
 	q->used = false;

@@ -292,13 +292,12 @@ static void upstream_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const 
 {
 	struct run_egress *re = arg;
 	static uint8_t buf[RUN_DNS_MAX_RESPONSE];
-	char name[DNS_MAX_NAME_TEXT];
 	size_t n = pbuf_copy_partial(p, buf, sizeof buf, 0), next;
 	bool whole = n == p->tot_len;
 	pbuf_free(p);
 	const struct egress_config *E = re->cfg->egress;
 	if (ip_2_ip4(addr)->addr != E->dns_upstream || port != E->dns_upstream_port || !whole ||
-	    n < DNS_HEADER_LEN || !(buf[2] & 0x80) || rd16(buf + 4) != 1) {
+	    n < DNS_HEADER_LEN) {
 		re->fwd_mismatch++;
 		return;
 	}
@@ -306,8 +305,7 @@ static void upstream_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const 
 	for (int i = 0; i < RUN_DNS_FORWARD_SLOTS && !f; i++)
 		if (re->fwd[i].used && re->fwd[i].up_id == rd16(buf))
 			f = &re->fwd[i];
-	if (!f || dns_name_read(buf, n, DNS_HEADER_LEN, name, &next) != DNS_OK || strcmp(name, f->qname) ||
-	    next + 4 > n || rd16(buf + next) != f->qtype) {
+	if (!f || !dns_response_matches(buf, n, f->qname, f->qtype, &next)) {
 		re->fwd_mismatch++;
 		return;
 	}

@@ -2,6 +2,7 @@
 #include "net/dns.h"
 
 #include <string.h>
+#include <strings.h>
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
@@ -320,4 +321,73 @@ long dns_tcp_message_len(const uint8_t *buf, size_t len)
 	if (len < 2 + (size_t)n)
 		return 0;
 	return n;
+}
+
+/* ------------------------------------------------------------ client side */
+
+static uint16_t be16(const uint8_t *b) { return (uint16_t)(b[0] << 8 | b[1]); }
+
+size_t dns_build_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *out, size_t cap)
+{
+	size_t hl = strlen(name), n = DNS_HEADER_LEN;
+	if (hl == 0 || hl > DNS_MAX_NAME_TEXT - 1 || cap < DNS_HEADER_LEN + hl + 2 + 4)
+		return 0;
+	memset(out, 0, DNS_HEADER_LEN);
+	out[0] = (uint8_t)(id >> 8);
+	out[1] = (uint8_t)id;
+	out[2] = 0x01;                  /* RD */
+	out[5] = 1;                     /* one question */
+	for (size_t start = 0; start <= hl;) {
+		const char *dot = memchr(name + start, '.', hl - start);
+		size_t ll = (dot ? (size_t)(dot - name) : hl) - start;
+		if (ll == 0 || ll > DNS_MAX_LABEL)
+			return 0;
+		out[n++] = (uint8_t)ll;
+		memcpy(out + n, name + start, ll);
+		n += ll;
+		start += ll + 1;
+	}
+	out[n++] = 0;
+	out[n++] = (uint8_t)(qtype >> 8);
+	out[n++] = (uint8_t)qtype;
+	out[n++] = 0;
+	out[n++] = DNS_CLASS_IN;
+	return n;
+}
+
+bool dns_response_matches(const uint8_t *msg, size_t len, const char *qname, uint16_t qtype,
+			  size_t *next)
+{
+	char name[DNS_MAX_NAME_TEXT];
+	size_t off;
+	if (len < DNS_HEADER_LEN || !(msg[2] & 0x80) || be16(msg + 4) != 1 ||
+	    dns_name_read(msg, len, DNS_HEADER_LEN, name, &off) != DNS_OK || strcasecmp(name, qname) ||
+	    off + 4 > len || be16(msg + off) != qtype)
+		return false;
+	*next = off + 4;
+	return true;
+}
+
+bool dns_response_first_a(const uint8_t *msg, size_t len, size_t off, uint32_t *addr_be, uint32_t *ttl)
+{
+	char name[DNS_MAX_NAME_TEXT];
+	if (len < DNS_HEADER_LEN || (msg[3] & 0x0f) != DNS_RCODE_NOERROR)
+		return false;
+	unsigned an = be16(msg + 6);
+	for (unsigned i = 0; i < an; i++) {
+		if (dns_name_read(msg, len, off, name, &off) != DNS_OK || off + 10 > len)
+			return false;
+		uint16_t type = be16(msg + off), rdlen = be16(msg + off + 8);
+		uint32_t t = (uint32_t)be16(msg + off + 4) << 16 | be16(msg + off + 6);
+		off += 10;
+		if (off + rdlen > len)
+			return false;
+		if (type == DNS_TYPE_A && rdlen == 4) {
+			memcpy(addr_be, msg + off, 4);
+			*ttl = t;
+			return true;
+		}
+		off += rdlen;
+	}
+	return false;
 }

@@ -95,6 +95,23 @@ size_t dns_build_answer(const struct dns_query *q, uint8_t rcode, uint32_t addr_
 size_t dns_build_header_error(const uint8_t *msg, size_t len, uint8_t rcode, uint8_t *out,
 			      size_t cap);
 
+/* ---- the client side: meshgate asking an upstream resolver ---- */
+
+/* Writes a recursive query (RD) for `name` (dotted, no final dot) and qtype
+ * into out. Returns the length, 0 if the name is not valid or cap too small. */
+size_t dns_build_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *out, size_t cap);
+
+/* Whether `msg` is a response (QR) with exactly one question, equal to
+ * (qname, qtype) (names compared case-insensitively). On true, *next is the
+ * offset just past the question. The id is the caller's to check. */
+bool dns_response_matches(const uint8_t *msg, size_t len, const char *qname, uint16_t qtype,
+			  size_t *next);
+
+/* The first A record of a matching response's answer section (`off` from
+ * dns_response_matches), NOERROR only: its address and TTL. false = none. */
+bool dns_response_first_a(const uint8_t *msg, size_t len, size_t off, uint32_t *addr_be,
+			  uint32_t *ttl);
+
 /* ---- per-source rate limiting: token buckets in a fixed table.
  * 4-way set associative by a seeded hash of the source address; a new source
  * takes the least recently seen way of its set. Sources evicted under a

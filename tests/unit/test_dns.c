@@ -102,6 +102,48 @@ static void test_parse_query(void **state)
 	assert_string_equal(q.name, "");
 }
 
+/* The client side: a query we build parses as one; the known answer above
+ * (and one with a CNAME first) yields its A record; a response to another
+ * question, a query, or an error rcode does not. */
+static void test_client_side(void **state)
+{
+	uint8_t q[DNS_HEADER_LEN + DNS_MAX_NAME_WIRE + 4];
+	size_t n = dns_build_query(0xbeef, "dyn.Example", DNS_TYPE_A, q, sizeof q);
+	struct dns_query pq;
+	assert_int_equal(dns_parse_query(q, n, &pq), DNS_OK);
+	assert_int_equal(pq.id, 0xbeef);
+	assert_string_equal(pq.name, "dyn.example");
+	assert_int_equal(pq.qtype, DNS_TYPE_A);
+	assert_true(q[2] & 0x01);                     /* recursion desired */
+	assert_int_equal(dns_build_query(1, "a..b", DNS_TYPE_A, q, sizeof q), 0);
+	assert_int_equal(dns_build_query(1, "a.example", DNS_TYPE_A, q, 20), 0);
+
+	static const uint8_t cname_then_a[] = {
+		0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0,
+		3, 'd', 'y', 'n', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 1, 0, 1,
+		0xc0, 0x0c, 0, 5, 0, 1, 0, 0, 0, 30, 0, 4, 1, 'x', 0xc0, 0x10,
+		0xc0, 0x29, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 198, 18, 30, 10,
+	};
+	size_t off;
+	uint32_t addr = 0, ttl = 0;
+	assert_true(dns_response_matches(cname_then_a, sizeof cname_then_a, "DYN.example", DNS_TYPE_A, &off));
+	assert_int_equal(off, 29);
+	assert_true(dns_response_first_a(cname_then_a, sizeof cname_then_a, off, &addr, &ttl));
+	const uint8_t *b = (const uint8_t *)&addr;
+	assert_true(b[0] == 198 && b[1] == 18 && b[2] == 30 && b[3] == 10);
+	assert_int_equal(ttl, 3600);
+	assert_false(dns_response_matches(cname_then_a, sizeof cname_then_a, "other.example", DNS_TYPE_A, &off));
+	assert_false(dns_response_matches(cname_then_a, sizeof cname_then_a, "dyn.example", DNS_TYPE_AAAA, &off));
+	uint8_t m[sizeof cname_then_a];
+	memcpy(m, cname_then_a, sizeof m);
+	m[2] &= 0x7f;                                 /* a query, not a response */
+	assert_false(dns_response_matches(m, sizeof m, "dyn.example", DNS_TYPE_A, &off));
+	memcpy(m, cname_then_a, sizeof m);
+	m[3] = 0x83;                                  /* NXDOMAIN */
+	assert_false(dns_response_first_a(m, sizeof m, 29, &addr, &ttl));
+	assert_false(dns_response_first_a(cname_then_a, sizeof cname_then_a - 3, 29, &addr, &ttl));
+}
+
 static void test_malformed(void **state)
 {
 	struct msg m;
@@ -384,6 +426,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_query),
+		cmocka_unit_test(test_client_side),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_name_length_limit),
 		cmocka_unit_test(test_compression),
