@@ -62,6 +62,7 @@ struct proxy_counters {
 	uint64_t requests;
 	uint64_t bytes_from_downstream, bytes_to_downstream;   /* plaintext */
 	uint64_t bytes_from_upstream, bytes_to_upstream;
+	uint64_t delayed_acks;          /* ACKs sent by the delayed-ACK timer */
 };
 
 /* One line per connection / request for the operator (JSON). */

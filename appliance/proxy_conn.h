@@ -65,6 +65,8 @@ struct conn {
 	struct conn *next_free, *prev, *next;
 	uint64_t id;
 	bool in_use, dirty;
+	bool ack_listed;             /* on proxy.acks (kept across reuse, like dirty) */
+	uint64_t ack_due_us;         /* send owed delayed ACKs by then */
 	enum conn_state state;
 	struct proxy_listener *listener;
 	int service;
@@ -124,6 +126,8 @@ struct proxy {
 	unsigned nactive;
 	struct conn **dirty;
 	unsigned ndirty;
+	struct conn **acks;          /* connections that may owe a delayed ACK */
+	unsigned nacks;
 	uint64_t next_id;
 	bool draining;
 	uint32_t now_ms;

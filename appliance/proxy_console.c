@@ -108,6 +108,7 @@ void proxy_console_print_counters(struct console *c, const struct proxy *p)
 		{"bytes_to_downstream", k->bytes_to_downstream},
 		{"bytes_from_upstream", k->bytes_from_upstream},
 		{"bytes_to_upstream", k->bytes_to_upstream},
+		{"tcp_delayed_acks", k->delayed_acks},
 	};
 	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
 		console_printf(c, "%s %llu\n", plain[i].name, (unsigned long long)plain[i].v);
