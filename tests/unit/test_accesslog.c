@@ -225,6 +225,39 @@ static void test_timestamp(void **state)
 	assert_int_equal(accesslog_timestamp(951782400000001ull, ts, sizeof(ts)), 27);  /* leap day 2000 */
 	assert_string_equal(ts, "2000-02-29T00:00:00.000001Z");
 	assert_int_equal(accesslog_timestamp(0, ts, 27), 0);
+	/* the date part is cached per second: moving between seconds, and back,
+	 * gives each its own date */
+	assert_int_equal(accesslog_timestamp(951782400999999ull, ts, sizeof(ts)), 27);
+	assert_string_equal(ts, "2000-02-29T00:00:00.999999Z");
+	assert_int_equal(accesslog_timestamp(951868799000000ull, ts, sizeof(ts)), 27);
+	assert_string_equal(ts, "2000-02-29T23:59:59.000000Z");
+	assert_int_equal(accesslog_timestamp(951868800000010ull, ts, sizeof(ts)), 27);
+	assert_string_equal(ts, "2000-03-01T00:00:00.000010Z");
+	assert_int_equal(accesslog_timestamp(951782400000001ull, ts, sizeof(ts)), 27);
+	assert_string_equal(ts, "2000-02-29T00:00:00.000001Z");
+}
+
+/* numbers are written without printf: edges of the hand-made decimal */
+static void test_numbers(void **state)
+{
+	struct accesslog_entry e = {
+		.kind = ACCESSLOG_CONNECTION, .time_unix_us = 1700000000000000ull, .peer_ip = htonl(0xffffffff),
+		.peer_port = 65535, .response_code = -1, .bytes_received = UINT64_MAX, .bytes_sent = 10,
+		.duration_us = 60000999,
+	};
+	accesslog_format(&e, line, sizeof(line));
+	assert_non_null(strstr(line, "\"peer\":\"255.255.255.255:65535\""));
+	assert_non_null(strstr(line, "\"response_code\":-1,"));
+	assert_non_null(strstr(line, "\"bytes_received\":18446744073709551615,\"bytes_sent\":10,"
+				     "\"duration_ms\":60000.999,"));
+	e.peer_ip = 0;
+	e.peer_port = 0;
+	e.duration_us = 1000;
+	e.response_code = 503;
+	accesslog_format(&e, line, sizeof(line));
+	assert_non_null(strstr(line, "\"peer\":\"0.0.0.0:0\""));
+	assert_non_null(strstr(line, "\"response_code\":503,"));
+	assert_non_null(strstr(line, "\"duration_ms\":1.000,"));
 }
 
 int main(void)
@@ -236,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_worst_case_fits_and_caps),
 		cmocka_unit_test(test_syslog_frame),
 		cmocka_unit_test(test_timestamp),
+		cmocka_unit_test(test_numbers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
