@@ -221,7 +221,7 @@ static void parse_limits(const struct ydoc *d, const yaml_node_t *n, struct conf
 
 static void parse_ports(const struct ydoc *d, const yaml_node_t *n, struct config *cfg)
 {
-	static const char *const keys[] = {"name", "device", "address", "gateway", "mbufs", NULL};
+	static const char *const keys[] = {"name", "device", "address", "gateway", "mbufs", "mtu", NULL};
 	if (!yget_seq(d, n, "spec.ports"))
 		return;
 	int cnt = yseq_len(n);
@@ -277,6 +277,10 @@ static void parse_ports(const struct ydoc *d, const yaml_node_t *n, struct confi
 		unsigned long x;
 		if ((v = ymap_get(d, e, "mbufs")) && yget_uint(d, v, field, 512, 1048576, &x))
 			p->mbufs = (unsigned)x;
+		/* same range as drivers/port.h (PORT_MIN_MTU..PORT_MAX_MTU) */
+		yfield(field, sizeof field, "%s.mtu", base);
+		if ((v = ymap_get(d, e, "mtu")) && yget_uint(d, v, field, 576, 9000, &x))
+			p->mtu = (unsigned)x;
 	}
 }
 

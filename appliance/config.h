@@ -57,6 +57,7 @@ struct config_port {
 	uint8_t prefix;
 	uint32_t gateway;           /* network byte order, 0 = none */
 	unsigned mbufs;             /* 0 = driver default */
+	unsigned mtu;               /* IP MTU, 0 = 1500 */
 };
 
 struct config_endpoint { uint32_t ip; uint16_t port; };  /* ip network order, port host order */

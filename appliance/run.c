@@ -264,7 +264,7 @@ static int open_ports(struct appliance *a)
 	net_init();
 	for (int i = 0; i < cfg->nports; i++) {
 		const struct config_port *cp = &cfg->ports[i];
-		struct port *port = port_open(cp->name, cp->device, cp->mbufs, err, sizeof err);
+		struct port *port = port_open(cp->name, cp->device, cp->mbufs, cp->mtu, err, sizeof err);
 		if (!port) {
 			fprintf(stderr, "%s: spec.ports[%d].device: %s\n", cfg->file0, i, err);
 			return -1;
@@ -279,6 +279,7 @@ static int open_ports(struct appliance *a)
 			fprintf(stderr, "meshgate: port %s: too many interfaces\n", cp->name);
 			return -1;
 		}
+		net_if_set_mtu(a->ifs[i], (uint16_t)port_mtu(port));
 	}
 	return 0;
 }

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <rte_common.h>
@@ -40,6 +43,7 @@ struct port {
 	struct rte_mempool *pool;
 	char name[PORT_NAME_MAX];
 	char device[PORT_DEVICE_MAX];
+	unsigned mtu;
 	uint8_t mac[6];
 	uint16_t tx_count;
 	struct rte_mbuf *tx_batch[PORT_BURST];
@@ -379,7 +383,42 @@ static void wait_link(uint16_t port_id)
 	}
 }
 
-struct port *port_open(const char *name, const char *device, unsigned mbufs,
+/* Sets the kernel MTU of an af_packet device string's iface=. Returns 0
+ * or -errno. */
+static int afp_set_mtu(const char *device, unsigned mtu)
+{
+	const char *i = strstr(device, "iface=");
+	if (!i)
+		return -EINVAL;
+	i += 6;
+	size_t n = strcspn(i, ",");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	if (n == 0 || n >= sizeof ifr.ifr_name)
+		return -EINVAL;
+	memcpy(ifr.ifr_name, i, n);
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	int rc = 0;
+	if (ioctl(s, SIOCGIFMTU, &ifr) != 0)
+		rc = -errno;
+	else if ((unsigned)ifr.ifr_mtu != mtu) {
+		ifr.ifr_mtu = (int)mtu;
+		if (ioctl(s, SIOCSIFMTU, &ifr) != 0)
+			rc = -errno;
+	}
+	close(s);
+	return rc;
+}
+
+/* af_packet's ring frames default to 2 KB: a jumbo frame needs bigger ones
+ * (10 KB, two per 20 KB block), and the driver wants a whole ring frame to
+ * fit one mbuf. */
+#define PORT_JUMBO_ROOM 10240u
+#define PORT_AFP_JUMBO_ARGS ",blocksz=20480,framesz=10240"
+
+struct port *port_open(const char *name, const char *device, unsigned mbufs, unsigned mtu,
 		       char *err, size_t errlen)
 {
 	struct port *p = NULL;
@@ -403,8 +442,19 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs,
 		fail(err, errlen, mark, "port %s: device string longer than %d bytes", name, PORT_DEVICE_MAX - 1);
 		return NULL;
 	}
-	if (mbufs == 0)
-		mbufs = PORT_DEFAULT_MBUFS;
+	if (mtu == 0)
+		mtu = PORT_DEFAULT_MTU;
+	if (mtu < PORT_MIN_MTU || mtu > PORT_MAX_MTU) {
+		fail(err, errlen, mark, "port %s: MTU %u out of range (%u-%u)", name, mtu, PORT_MIN_MTU, PORT_MAX_MTU);
+		return NULL;
+	}
+	char probe_args[PORT_DEVICE_MAX + sizeof PORT_AFP_JUMBO_ARGS];
+	snprintf(probe_args, sizeof probe_args, "%s", device);
+	if (mtu > PORT_DEFAULT_MTU && strncmp(device, "net_af_packet", 13) == 0 &&
+	    !strstr(device, "framesz=") && !strstr(device, "blocksz="))
+		snprintf(probe_args, sizeof probe_args, "%s%s", device, PORT_AFP_JUMBO_ARGS);
+	if (mbufs == 0)    /* jumbo mbufs are 5x larger: half as many */
+		mbufs = mtu > PORT_DEFAULT_MTU ? PORT_DEFAULT_MBUFS / 2 : PORT_DEFAULT_MBUFS;
 	if (mbufs < 2 * PORT_RX_DESC) {
 		fail(err, errlen, mark, "port %s: mbufs %u too small (at least %d: RX ring plus TX batches)",
 		     name, mbufs, 2 * PORT_RX_DESC);
@@ -426,7 +476,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs,
 			     name, ethname);
 			return NULL;
 		}
-		rc = rte_dev_probe(device);
+		rc = rte_dev_probe(probe_args);
 		if (rc < 0) {
 			fail(err, errlen, mark, "port %s: cannot open device '%s': check the device string "
 			     "(e.g. net_af_packet0,iface=IF or net_tap0,iface=IF), that the interface exists, "
@@ -465,7 +515,9 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs,
 
 	unsigned cache = mbufs / 8 < 256 ? mbufs / 8 : 256;
 	snprintf(poolname, sizeof(poolname), "mg_port%u", (unsigned)pid);
-	p->pool = rte_pktmbuf_pool_create(poolname, mbufs, cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+	/* a whole frame (Ethernet header, a VLAN tag, FCS) fits one mbuf */
+	unsigned room = mtu > PORT_DEFAULT_MTU ? RTE_PKTMBUF_HEADROOM + PORT_JUMBO_ROOM : RTE_MBUF_DEFAULT_BUF_SIZE;
+	p->pool = rte_pktmbuf_pool_create(poolname, mbufs, cache, 0, (uint16_t)room, socket);
 	if (!p->pool) {
 		fail(err, errlen, mark, "port %s: cannot create a pool of %u mbufs: lower mbufs, or give DPDK more memory "
 		     "(hugepages or --no-huge -m 512)", name, mbufs);
@@ -481,6 +533,26 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs,
 		goto fail_pool;
 	}
 	configured = 1;
+	uint16_t cur_mtu = 0;
+	if (strncmp(ethname, "net_af_packet", 13) == 0) {
+		/* DPDK 22.11's ethdev layer caps af_packet at 1518-byte frames
+		 * before the driver sees the request; the driver itself only sets
+		 * the kernel interface's MTU, so do that here. */
+		rc = afp_set_mtu(device, mtu);
+		if (rc < 0) {
+			fail(err, errlen, mark, "port %s: cannot set MTU %u on the interface of %s (%s)", name, mtu,
+			     device, strerror(-rc));
+			goto fail_pool;
+		}
+	} else if (rte_eth_dev_get_mtu(pid, &cur_mtu) != 0 || cur_mtu != mtu) {
+		rc = rte_eth_dev_set_mtu(pid, (uint16_t)mtu);
+		if (rc < 0) {
+			fail(err, errlen, mark, "port %s: cannot set MTU %u on %s (%s; the device takes %u-%u)", name, mtu,
+			     ethname, rte_strerror(-rc), info.min_mtu, info.max_mtu);
+			goto fail_pool;
+		}
+	}
+	p->mtu = mtu;
 	uint16_t nb_rxd = PORT_RX_DESC, nb_txd = PORT_TX_DESC;
 	rc = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nb_rxd, &nb_txd);
 	if (rc == 0)
@@ -537,6 +609,11 @@ fail_probe:
 void port_mac(const struct port *port, uint8_t mac[6])
 {
 	memcpy(mac, port->mac, 6);
+}
+
+unsigned port_mtu(const struct port *port)
+{
+	return port->mtu;
 }
 
 const char *port_name(const struct port *port)

@@ -23,6 +23,11 @@ struct port;
 /* Largest multi-segment frame port_poll() linearises; longer ones are
  * dropped and counted in rx_too_long. */
 #define PORT_MAX_FRAME 9216u
+/* IP MTU of a port: 1500 unless port_open() is given another (jumbo frames
+ * up to PORT_MAX_MTU; the frame adds 14 bytes of Ethernet header). */
+#define PORT_DEFAULT_MTU 1500u
+#define PORT_MIN_MTU 576u
+#define PORT_MAX_MTU 9000u
 
 struct port_stats {
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
@@ -58,14 +63,18 @@ int port_eal_init(const char *const *args, int nargs,
  * ("net_af_packet0,iface=mg-out", "net_tap0,iface=mg0", "net_ring0") or a PCI
  * address ("0000:00:04.0", which must also be in port_eal_init's pci_allow).
  * `name` is ours (for messages and port_name()); it is copied. `mbufs` sizes
- * the port's mbuf pool (0 = PORT_DEFAULT_MBUFS). Waits up to ~1 s for link
+ * the port's mbuf pool (0 = PORT_DEFAULT_MBUFS). `mtu` (0 = 1500) is set on
+ * the device; above 1500 the mbufs are made large enough for a whole frame,
+ * and an af_packet device string without framesz/blocksz gets ring frames
+ * that fit it. Waits up to ~1 s for link
  * (a port whose link is down still opens). Returns NULL with `err` filled on
  * failure; nothing is left half-open. */
-struct port *port_open(const char *name, const char *device, unsigned mbufs,
+struct port *port_open(const char *name, const char *device, unsigned mbufs, unsigned mtu,
 		       char *err, size_t errlen);
 
 void port_mac(const struct port *port, uint8_t mac[6]);
 const char *port_name(const struct port *port);
+unsigned port_mtu(const struct port *port);    /* the IP MTU set on the device */
 
 /* Receive up to a burst; calls deliver() once per frame. The frame memory is
  * only valid during the call (the mbuf is freed after it returns).

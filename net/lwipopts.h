@@ -62,13 +62,18 @@
 #define LWIP_SUPPORT_CUSTOM_PBUF        1
 
 /* TCP: window scaling so one connection can fill a fast link. */
-#define TCP_MSS                         1460
+/* TCP_MSS is the largest segment, for jumbo-frame ports (MTU 9000, see
+ * drivers/port.h); each connection's MSS follows its interface's MTU
+ * (TCP_CALCULATE_EFF_SEND_MSS), so 1460 on a 1500-byte port. */
+#define TCP_MSS                         8960
+#define TCP_MSS_1500                    1460
 #define LWIP_WND_SCALE                  1
 #define TCP_RCV_SCALE                   7
 #define TCP_WND                         (256 * 1024)
 #define TCP_SND_BUF                     (256 * 1024)
-#define TCP_SND_QUEUELEN                ((4 * (TCP_SND_BUF) + (TCP_MSS - 1)) / (TCP_MSS))
-#define TCP_SNDLOWAT                    (32 * 1024) /* u16_t: must stay below 0xffff - 4*MSS */
+/* segments per send buffer: sized for 1460-byte segments, the most */
+#define TCP_SND_QUEUELEN                ((4 * (TCP_SND_BUF) + (TCP_MSS_1500 - 1)) / (TCP_MSS_1500))
+#define TCP_SNDLOWAT                    (24 * 1024) /* u16_t: must stay below 0xffff - 4*TCP_MSS */
 #define TCP_SNDQUEUELOWAT               (TCP_SND_QUEUELEN / 2)
 #define TCP_QUEUE_OOSEQ                 1
 #define LWIP_TCP_SACK_OUT               1

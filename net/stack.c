@@ -122,6 +122,11 @@ void net_if_input(struct net_if *nif, const void *frame, uint16_t len)
 		pbuf_free(p);
 }
 
+void net_if_set_mtu(struct net_if *nif, uint16_t mtu)
+{
+	nif->netif.mtu = mtu;
+}
+
 void net_if_deliver(void *nif, const void *frame, uint16_t len)
 {
 	net_if_input(nif, frame, len);

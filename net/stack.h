@@ -39,6 +39,10 @@ struct net_if *net_if_add(const char *name, const uint8_t mac[6],
  * rx_no_pbuf. May call tx_reserve of any interface (replies, ACKs). */
 void net_if_input(struct net_if *nif, const void *frame, uint16_t len);
 
+/* The interface's IP MTU (1500 from net_if_add); TCP's MSS follows it, up
+ * to TCP_MSS (lwipopts.h). */
+void net_if_set_mtu(struct net_if *nif, uint16_t mtu);
+
 /* net_if_input() with exactly port_deliver_fn's shape (drivers/port.h):
  * port_poll(port, net_if_deliver, nif). */
 void net_if_deliver(void *nif, const void *frame, uint16_t len);

@@ -15,6 +15,7 @@
 BENCH_WORK=${BENCH_WORK:-$TESTS_TOP/build/bench}
 BENCH_PKI=$TESTS_TOP/build/pki
 BENCH_GW_CPU=${BENCH_GW_CPU:-1}
+BENCH_MTU=${BENCH_MTU:-1500}
 BENCH_CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
 # One bench topology per machine at a time (fixed names): a second run (another
 # checkout's suite, say) waits here instead of tearing this one down.
@@ -81,6 +82,11 @@ bench_setup() {
 	ip -n $NS_CLI link set mgb-c0 up
 	ip -n $NS_UP addr add $MGB_UP_IP/24 dev mgb-u0
 	ip -n $NS_UP link set mgb-u0 up
+	# --mtu: every end of both veths (jumbo frames for all gateways alike)
+	ip -n $NS_GW link set mgb-c1 mtu "$BENCH_MTU"
+	ip -n $NS_GW link set mgb-u1 mtu "$BENCH_MTU"
+	ip -n $NS_CLI link set mgb-c0 mtu "$BENCH_MTU"
+	ip -n $NS_UP link set mgb-u0 mtu "$BENCH_MTU"
 	ip netns exec $NS_CLI ethtool -K mgb-c0 tx off tso off gso off >/dev/null 2>&1
 	ip netns exec $NS_UP ethtool -K mgb-u0 tx off tso off gso off >/dev/null 2>&1
 	# Many short connections from one client address: a wide port range.
@@ -144,8 +150,8 @@ spec:
     - {trustDomain: cluster.local, roots: $BENCH_PKI/ca.pem}
   dpdk: {args: ["--no-huge", "-m", "${BENCH_MG_MEM_MB:-256}"]}
   ports:
-    - {name: outside, device: "net_af_packet0,iface=mgb-c1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IP/24}
-    - {name: inside, device: "net_af_packet1,iface=mgb-u1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IN/24}
+    - {name: outside, device: "net_af_packet0,iface=mgb-c1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IP/24, mtu: $BENCH_MTU}
+    - {name: inside, device: "net_af_packet1,iface=mgb-u1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IN/24, mtu: $BENCH_MTU}
   services:
     - {name: upstream, namespace: bench, labels: {app: upstream}, endpoints: ["$MGB_UP_IP:8080"]}
   listeners:

@@ -5,7 +5,7 @@
 #   tests/bench/run.sh [--smoke] [--rounds N] [--gateways "meshgate nginx haproxy"]
 #                      [--idle-conns N] [--duration S] [--out FILE]
 #                      [--figures "handshake keepalive latency bulk memory"]
-#                      [--meshgate-args "--busy-poll"]
+#                      [--meshgate-args "--busy-poll"] [--mtu 9000]
 #
 # Every round starts each gateway in turn and measures every figure; the table
 # shows medians over the rounds and ratios against the best peer measured in
@@ -37,7 +37,8 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift ;;
 	--figures) FIGS=$2; shift ;;
 	--meshgate-args) MG_ARGS=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE] [--figures 'handshake keepalive latency bulk memory'] [--meshgate-args ARGS]" >&2; exit 2 ;;
+	--mtu) BENCH_MTU=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE] [--figures 'handshake keepalive latency bulk memory'] [--meshgate-args ARGS] [--mtu N]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -142,5 +143,5 @@ done
 if want memory; then for gw in $GATEWAYS; do run_memory "$gw" || fail=1; done; fi
 
 python3 "$TESTS_TOP/tests/bench/report.py" "$RES" --gateways "$GATEWAYS" --rounds "$ROUNDS" \
-	--idle-conns "$BENCH_IDLE_CONNS" --duration "$DUR" --figures "$FIGS" ${OUT:+--out "$OUT"} || fail=1
+	--idle-conns "$BENCH_IDLE_CONNS" --duration "$DUR" --mtu "$BENCH_MTU" --figures "$FIGS" ${OUT:+--out "$OUT"} || fail=1
 exit $fail

@@ -58,6 +58,12 @@ e2e_setup() {
 	# kernel side must compute checksums and segment itself.
 	ip netns exec $NS_CLI ethtool -K mge-c0 tx off tso off gso off >/dev/null 2>&1
 	ip netns exec $NS_UP ethtool -K mge-u0 tx off tso off gso off >/dev/null 2>&1
+	# E2E_MTU (jumbo frames): the namespace ends; meshgate sets its own ends
+	# from the ports' mtu (e2e_write_config)
+	if [ -n "${E2E_MTU:-}" ]; then
+		ip -n $NS_CLI link set mge-c0 mtu "$E2E_MTU"
+		ip -n $NS_UP link set mge-u0 mtu "$E2E_MTU"
+	fi
 }
 
 e2e_start_upstream() {
@@ -135,8 +141,8 @@ spec:
     - {trustDomain: other.example, roots: $E2E_PKI/otherdomain-ca.pem}
   dpdk: {args: ["--no-huge", "-m", "256"]}
   ports:
-    - {name: outside, device: "net_af_packet0,iface=mge-c1", address: $MG_OUT/24}
-    - {name: inside, device: "net_af_packet1,iface=mge-u1", address: $MG_IN/24}
+    - {name: outside, device: "net_af_packet0,iface=mge-c1", address: $MG_OUT/24${E2E_MTU:+, mtu: $E2E_MTU}}
+    - {name: inside, device: "net_af_packet1,iface=mge-u1", address: $MG_IN/24${E2E_MTU:+, mtu: $E2E_MTU}}
   services:
     - {name: backend-api, namespace: production, labels: {app: backend-api}, endpoints: ["$UP_IP:8080"]}
     - {name: hasher, namespace: production, labels: {app: hasher}, endpoints: ["$UP_IP:9000"]}

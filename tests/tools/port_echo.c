@@ -244,7 +244,7 @@ int main(int argc, char **argv)
 		port_eal_cleanup();
 		return 2;
 	}
-	echo.port = port_open("echo", device, (unsigned)mbufs, err, sizeof(err));
+	echo.port = port_open("echo", device, (unsigned)mbufs, 0, err, sizeof(err));
 	if (!echo.port) {
 		fprintf(stderr, "port_echo: %s\n", err);
 		port_eal_cleanup();
