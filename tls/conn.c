@@ -203,11 +203,11 @@ static void xw_process_ee(struct tls_x509_wrap *w)
 
 	if (cr->cache != NULL && cr->cache->chains_enabled) {
 		const struct tls_chain_entry *hit;
-		br_sha256_context h;
+		br_hash_compat_context h;
 
-		br_sha256_init(&h);
-		br_sha256_update(&h, w->ee, w->ee_len);
-		br_sha256_out(&h, w->ee_hash);
+		im->sha256->init(&h.vtable);
+		im->sha256->update(&h.vtable, w->ee, w->ee_len);
+		im->sha256->out(&h.vtable, w->ee_hash);
 		hit = tls_chain_cache_find(cr->cache, w->ee_hash, td, now);
 		if (hit != NULL) {
 			/* Verified to this domain's roots before: skip the chain
@@ -225,9 +225,9 @@ static void xw_process_ee(struct tls_x509_wrap *w)
 	}
 
 	/* Not br_x509_minimal_init_full(): it would run the CPUID lookups. */
-	br_x509_minimal_init(&w->minimal, &br_sha256_vtable, cr->domains[td].anchors,
+	br_x509_minimal_init(&w->minimal, im->sha256, cr->domains[td].anchors,
 			     cr->domains[td].nanchors);
-	br_x509_minimal_set_hash(&w->minimal, br_sha256_ID, &br_sha256_vtable);
+	br_x509_minimal_set_hash(&w->minimal, br_sha256_ID, im->sha256);
 	br_x509_minimal_set_hash(&w->minimal, br_sha384_ID, &br_sha384_vtable);
 	br_x509_minimal_set_hash(&w->minimal, br_sha512_ID, &br_sha512_vtable);
 	br_x509_minimal_set_rsa(&w->minimal, im->rsa_vrfy);
@@ -415,10 +415,10 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_ssl_engine_set_suites(eng, tls_suites, sizeof tls_suites / sizeof tls_suites[0]);
 	br_ssl_engine_set_all_flags(eng, BR_OPT_ENFORCE_SERVER_PREFERENCES | BR_OPT_NO_RENEGOTIATION);
-	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
+	br_ssl_engine_set_hash(eng, br_sha256_ID, im->sha256);      /* also the engine's DRBG */
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
 	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
-	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+	br_ssl_engine_set_prf_sha256(eng, im->prf_sha256);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_aes_ctr(eng, im->aes_ctr);
 	br_ssl_engine_set_ghash(eng, im->ghash);

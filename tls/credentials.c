@@ -239,6 +239,8 @@ static void impls_lookup(struct tls_impls *im)
 	if (im->poly1305 == 0)
 		im->poly1305 = &br_poly1305_ctmul_run;
 	tls_ec_select(im, TLS_EC_DEFAULT);
+	im->sha256 = &tls_sha256_openssl_vtable;
+	im->prf_sha256 = tls_prf_sha256_openssl;
 	im->rsa_private = br_rsa_private_get_default();
 	im->rsa_sign = br_rsa_pkcs1_sign_get_default();
 	im->rsa_vrfy = br_rsa_pkcs1_vrfy_get_default();
@@ -506,7 +508,7 @@ int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, con
 		goto fail;
 	}
 	cr->cache->sessions_enabled = cr->cache->chains_enabled = 1;
-	tls_cache_seed(cr->cache);   /* on failure, engines seed from the OS */
+	tls_cache_seed(cr->cache, cr->impl.sha256);   /* on failure, engines seed from the OS */
 	return 0;
 fail:
 	tls_credentials_free(cr);

@@ -83,6 +83,7 @@
 #include "appliance/config.h"
 #include "tls/cache.h"
 #include "tls/ec.h"
+#include "tls/hash.h"
 #include "tls/x509.h"
 
 /* Limits, with the reason beside each. */
@@ -165,6 +166,12 @@ struct tls_impls {
 	br_rsa_private rsa_private;
 	br_rsa_pkcs1_sign rsa_sign;
 	br_rsa_pkcs1_vrfy rsa_vrfy;
+	/* SHA-256 for the handshake transcript, the engine's DRBG, chain
+	 * validation and the chain cache key, and the TLS 1.2 PRF built on it:
+	 * libcrypto's (tls/hash.h); BearSSL's br_sha256_vtable and
+	 * br_tls12_sha256_prf are drop-in replacements. */
+	const br_hash_class *sha256;
+	br_tls_prf_impl prf_sha256;
 	enum tls_ec_backend ec_backend;     /* who does ec/ecdsa_* (tls/ec.h) */
 	/* ECDHE curve when the client offers both (BearSSL alone would always
 	 * take X25519): the cheaper one with this backend, by measurement.

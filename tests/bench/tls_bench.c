@@ -6,6 +6,7 @@
  *   bearssl      BearSSL's own EC code, no caches (the starting point)
  *   openssl      EC/ECDSA through libcrypto (tls/ec.h), no caches
  *   +chaincache  and the verified-chain cache (tls/cache.h)
+ *   default      and libcrypto's SHA-256 (tls/hash.h; the rows above use BearSSL's)
  *   resumed      abbreviated handshakes from the session cache
  * Each figure is the median of ROUNDS rounds of N handshakes.
  *
@@ -165,13 +166,15 @@ static const struct bench_config {
 	const char *label;
 	enum tls_ec_backend ec;
 	int prefer_p256, sessions, chains, resume;
+	int bearssl_sha256;             /* BearSSL's SHA-256 and PRF instead of tls/hash.h */
 } configs[] = {
-	{"bearssl", "BearSSL EC (X25519), no caches", TLS_EC_BEARSSL, 0, 0, 0, 0},
-	{"bearssl+chaincache", "BearSSL EC + verified-chain cache", TLS_EC_BEARSSL, 0, 0, 1, 0},
-	{"openssl-x25519", "OpenSSL EC, X25519 (BearSSL's), no caches", TLS_EC_OPENSSL, 0, 0, 0, 0},
-	{"openssl", "OpenSSL EC, P-256 preferred, no caches", TLS_EC_OPENSSL, 1, 0, 0, 0},
-	{"default", "OpenSSL EC, P-256 + verified-chain cache (default)", TLS_EC_OPENSSL, 1, 0, 1, 0},
-	{"resumed", "resumed session (identity kept)", TLS_EC_OPENSSL, 1, 1, 1, 1},
+	{"bearssl", "BearSSL EC (X25519), no caches", TLS_EC_BEARSSL, 0, 0, 0, 0, 1},
+	{"bearssl+chaincache", "BearSSL EC + verified-chain cache", TLS_EC_BEARSSL, 0, 0, 1, 0, 1},
+	{"openssl-x25519", "OpenSSL EC, X25519 (BearSSL's), no caches", TLS_EC_OPENSSL, 0, 0, 0, 0, 1},
+	{"openssl", "OpenSSL EC, P-256 preferred, no caches", TLS_EC_OPENSSL, 1, 0, 0, 0, 1},
+	{"chaincache", "OpenSSL EC, P-256 + verified-chain cache", TLS_EC_OPENSSL, 1, 0, 1, 0, 1},
+	{"default", "+ libcrypto's SHA-256 (default)", TLS_EC_OPENSSL, 1, 0, 1, 0, 0},
+	{"resumed", "resumed session (identity kept)", TLS_EC_OPENSSL, 1, 1, 1, 1, 0},
 };
 #define NCONFIGS (sizeof configs / sizeof configs[0])
 
@@ -181,6 +184,8 @@ int main(int argc, char **argv)
 	const char *only = argc > 3 ? argv[3] : NULL;
 	struct tls_credentials cr;
 	struct config_trust_bundle b;
+	const br_hash_class *sha256;
+	br_tls_prf_impl prf_sha256;
 	char err[256];
 	SSL_CTX *ctx;
 	double base = 0, v;
@@ -207,6 +212,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tls_bench: %s (run tests/pki/gen.sh build/pki)\n", err);
 		return 1;
 	}
+	sha256 = cr.impl.sha256;
+	prf_sha256 = cr.impl.prf_sha256;
 	ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256");
@@ -228,6 +235,8 @@ int main(int argc, char **argv)
 		tls_ec_select(&cr.impl, bc->ec);
 		cr.impl.ecdhe_prefer_p256 = bc->prefer_p256;
 		tls_credentials_set_caching(&cr, bc->sessions, bc->chains);
+		cr.impl.sha256 = bc->bearssl_sha256 ? &br_sha256_vtable : sha256;
+		cr.impl.prf_sha256 = bc->bearssl_sha256 ? br_tls12_sha256_prf : prf_sha256;
 		v = run(ctx, &cr, n, rounds, bc->resume);
 		if (i == 0)
 			base = v;
