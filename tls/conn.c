@@ -349,6 +349,32 @@ static struct tls_conn *conn_of_policy(const br_ssl_server_policy_class **pctx)
  * (client's curves AND the engine's). choose() runs in between, so it drops
  * X25519 from that mask when P-256 is the cheaper curve here and the client
  * offers it too. */
+/* 1 for the suites of tls_suites[] whose TLS 1.2 PRF is SHA-384. */
+static int suite_prf_sha384(unsigned suite)
+{
+	return suite == BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 ||
+	       suite == BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384;
+}
+
+/* Once the suite and the ServerKeyExchange hash are chosen, the transcript
+ * needs SHA-256 (and SHA-384 for a SHA-384 PRF suite): drop the others from
+ * the engine's running hashes, which each cost a full hash of every later
+ * handshake message. BearSSL builds the CertificateRequest list of signature
+ * algorithms from the hashes still present, so the client is asked to sign
+ * its CertificateVerify with one we kept (a client that uses another anyway
+ * is refused: BR_ERR_INVALID_ALGORITHM). SHA-256 stays: it is also the hash
+ * of the engine's DRBG. */
+static void trim_transcript_hashes(struct tls_conn *c, const br_ssl_server_choices *choices)
+{
+	unsigned sign_hash = choices->algo_id & 0xFF;
+	int keep384 = suite_prf_sha384(choices->cipher_suite) || sign_hash == br_sha384_ID;
+
+	if (!keep384)
+		br_multihash_setimpl(&c->sc.eng.mhash, br_sha384_ID, NULL);
+	if (sign_hash != br_sha512_ID)
+		br_multihash_setimpl(&c->sc.eng.mhash, br_sha512_ID, NULL);
+}
+
 static int pw_choose(const br_ssl_server_policy_class **pctx, const br_ssl_server_context *cc,
 		     br_ssl_server_choices *choices)
 {
@@ -358,6 +384,8 @@ static int pw_choose(const br_ssl_server_policy_class **pctx, const br_ssl_serve
 
 	if (r && im->ecdhe_prefer_p256 && (c->sc.curves >> BR_EC_secp256r1) & 1)
 		c->sc.curves &= ~((uint32_t)1 << BR_EC_curve25519);
+	if (r)
+		trim_transcript_hashes(c, choices);
 	return r;
 }
 

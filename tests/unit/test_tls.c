@@ -780,6 +780,56 @@ static void test_chain_cache_still_checks_certificate_verify(void **state)
 	expect_refusal("expired", TLS_ERR_CERT_EXPIRED, 45);
 }
 
+/* Transcript hashes (tls/conn.c trim_transcript_hashes): after the suite is
+ * chosen the engine keeps SHA-256 plus what the suite's PRF and the
+ * ServerKeyExchange signature need, and the CertificateRequest asks for
+ * those only, so the client's CertificateVerify uses one of them. */
+static void signature_hashes(const char *suites, const char *sigalgs, unsigned want_suite,
+			     int want_server_hash, int want_client_hash)
+{
+	struct client cl;
+	int nid = 0, n;
+
+	client_init(&cl, "frontend", 0);
+	if (suites)
+		assert_int_equal(SSL_set_cipher_list(cl.ssl, suites), 1);
+	if (sigalgs)
+		assert_int_equal(SSL_set1_sigalgs_list(cl.ssl, sigalgs), 1);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_true(cl.done);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_non_null(tls_conn_peer(&conn));
+	assert_int_equal(tls_conn_cipher_suite(&conn), want_suite);
+	assert_int_equal(SSL_get_peer_signature_nid(cl.ssl, &nid), 1);
+	assert_int_equal(nid, want_server_hash);
+	assert_int_equal(SSL_get_signature_nid(cl.ssl, &nid), 1);
+	assert_int_equal(nid, want_client_hash);
+	/* what the CertificateRequest listed */
+	n = SSL_get_sigalgs(cl.ssl, -1, NULL, NULL, NULL, NULL, NULL);
+	assert_true(n >= 2);            /* ECDSA and RSA */
+	for (int i = 0; i < n; i++) {
+		int hash = 0;
+
+		SSL_get_sigalgs(cl.ssl, i, NULL, &hash, NULL, NULL, NULL);
+		assert_true(hash == NID_sha256 || hash == want_server_hash ||
+			    (hash == NID_sha384 && want_suite == 0xC02C));
+	}
+	client_free(&cl);
+}
+
+static void test_transcript_hashes(void **state)
+{
+	(void)state;
+	/* the usual case: SHA-256 everywhere */
+	signature_hashes(NULL, NULL, 0xC02B, NID_sha256, NID_sha256);
+	/* SHA-384 PRF suite: SHA-384 kept for Finished */
+	signature_hashes("ECDHE-ECDSA-AES256-GCM-SHA384", NULL, 0xC02C, NID_sha256, NID_sha256);
+	/* a client that signs (and accepts) only SHA-384 or SHA-512 */
+	signature_hashes(NULL, "ECDSA+SHA384", 0xC02B, NID_sha384, NID_sha384);
+	signature_hashes(NULL, "ECDSA+SHA512", 0xC02B, NID_sha512, NID_sha512);
+}
+
 /* ECDHE curve: with OpenSSL's P-256 the server prefers P-256 when the client
  * offers it (cheaper than BearSSL's X25519); with BearSSL's own code, X25519.
  * (A TLS 1.2 client must offer P-256 anyway: the certificates are P-256.) */
@@ -911,6 +961,7 @@ int main(void)
 		cmocka_unit_test(test_credentials_errors),
 		cmocka_unit_test(test_demo_pki),
 		cmocka_unit_test(test_ecdhe_curve_choice),
+		cmocka_unit_test(test_transcript_hashes),
 		cmocka_unit_test(test_engine_seeds_differ),
 		cmocka_unit_test(test_session_resumption_keeps_identity),
 		cmocka_unit_test(test_resumption_asks_authorize_again),
