@@ -24,16 +24,25 @@ enum {
 };
 
 /* Server preference order: AES-GCM first (AES-NI here), ChaCha20 for clients
- * that prefer it on machines without AES hardware. BearSSL keeps only the
- * suites that match the server key type. */
-static const uint16_t tls_suites[] = {
+ * that prefer it on machines without AES hardware. Only the suites of the
+ * server key type are given to the engine: BearSSL's handshake code looks
+ * each configured suite up in its table of all suites (a linear scan, by
+ * its interpreter) on every ClientHello, matched by the client or not. */
+static const uint16_t tls_suites_ecdsa[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+};
+static const uint16_t tls_suites_rsa[] = {
 	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 };
+/* BearSSL refuses more suites than its table holds; the build may shrink it
+ * to what we configure (tests/unit/tls_build.mk, TLS_BEARSSL_MAX_SUITES). */
+_Static_assert(sizeof tls_suites_ecdsa / sizeof tls_suites_ecdsa[0] <= BR_MAX_CIPHER_SUITES &&
+		       sizeof tls_suites_rsa / sizeof tls_suites_rsa[0] <= BR_MAX_CIPHER_SUITES,
+	       "more suites than BR_MAX_CIPHER_SUITES");
 
 const char *tls_error_name(enum tls_error err)
 {
@@ -349,7 +358,7 @@ static struct tls_conn *conn_of_policy(const br_ssl_server_policy_class **pctx)
  * (client's curves AND the engine's). choose() runs in between, so it drops
  * X25519 from that mask when P-256 is the cheaper curve here and the client
  * offers it too. */
-/* 1 for the suites of tls_suites[] whose TLS 1.2 PRF is SHA-384. */
+/* 1 for the suites of tls_suites_*[] whose TLS 1.2 PRF is SHA-384. */
 static int suite_prf_sha384(unsigned suite)
 {
 	return suite == BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 ||
@@ -441,7 +450,12 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 	c->resumed = 0;
 
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
-	br_ssl_engine_set_suites(eng, tls_suites, sizeof tls_suites / sizeof tls_suites[0]);
+	if (cr->key_type == BR_KEYTYPE_EC)
+		br_ssl_engine_set_suites(eng, tls_suites_ecdsa,
+					 sizeof tls_suites_ecdsa / sizeof tls_suites_ecdsa[0]);
+	else
+		br_ssl_engine_set_suites(eng, tls_suites_rsa,
+					 sizeof tls_suites_rsa / sizeof tls_suites_rsa[0]);
 	br_ssl_engine_set_all_flags(eng, BR_OPT_ENFORCE_SERVER_PREFERENCES | BR_OPT_NO_RENEGOTIATION);
 	br_ssl_engine_set_hash(eng, br_sha256_ID, im->sha256);      /* also the engine's DRBG */
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);

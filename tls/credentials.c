@@ -472,6 +472,34 @@ out:
 	return rc;
 }
 
+/* 1 if the linked BearSSL was built with the BR_MAX_CIPHER_SUITES of the
+ * headers we were compiled with (tests/unit/tls_build.mk changes it; it sizes
+ * arrays inside br_ssl_engine_context, so a mismatch would corrupt memory).
+ * br_ssl_engine_set_suites() refuses more suites than the library's table
+ * holds: the library takes exactly ours when it takes that many and refuses
+ * one more. The scratch engine has room for a library with a larger table. */
+static int bearssl_suite_table_matches(void)
+{
+	uint16_t suites[BR_MAX_CIPHER_SUITES + 1];
+	br_ssl_engine_context *eng;
+	int ok;
+
+	for (size_t i = 0; i < BR_MAX_CIPHER_SUITES + 1; i++)
+		suites[i] = BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
+	eng = calloc(1, sizeof *eng + 4096);
+	if (eng == NULL)
+		return 0;
+	/* Any I/O mode but BR_IO_FAILED (0), or br_ssl_engine_fail() records
+	 * nothing; err and iomode come before the table in every layout. */
+	eng->iomode = 3;
+	br_ssl_engine_set_suites(eng, suites, BR_MAX_CIPHER_SUITES);
+	ok = br_ssl_engine_last_error(eng) == BR_ERR_OK;
+	br_ssl_engine_set_suites(eng, suites, BR_MAX_CIPHER_SUITES + 1);
+	ok = ok && br_ssl_engine_last_error(eng) == BR_ERR_BAD_PARAM;
+	free(eng);
+	return ok;
+}
+
 int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, const char *key_path,
 			 const struct config_trust_bundle *bundles, int nbundles,
 			 char *err, size_t errlen)
@@ -480,6 +508,11 @@ int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, con
 	size_t n = 0, k;
 
 	memset(cr, 0, sizeof *cr);
+	if (!bearssl_suite_table_matches()) {
+		seterr(err, errlen, "BearSSL library and headers disagree on BR_MAX_CIPHER_SUITES "
+		       "(%d here): rebuild everything", BR_MAX_CIPHER_SUITES);
+		return -1;
+	}
 	impls_lookup(&cr->impl);
 	if (nbundles < 1 || nbundles > TLS_MAX_TRUST_DOMAINS) {
 		seterr(err, errlen, "need 1 to %d trust bundles, got %d", TLS_MAX_TRUST_DOMAINS,

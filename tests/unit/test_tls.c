@@ -830,6 +830,21 @@ static void test_transcript_hashes(void **state)
 	signature_hashes(NULL, "ECDSA+SHA512", 0xC02B, NID_sha512, NID_sha512);
 }
 
+/* The engine gets only the suites of the server key type, and BearSSL's
+ * table of common suites may be built that small (tests/unit/tls_build.mk):
+ * each suite alone, and a long client list in another order, still work
+ * (server preference). */
+static void test_suite_choice(void **state)
+{
+	(void)state;
+	signature_hashes("ECDHE-ECDSA-CHACHA20-POLY1305", NULL, 0xCCA9, NID_sha256, NID_sha256);
+	signature_hashes("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256", NULL, 0xC02B,
+			 NID_sha256, NID_sha256);
+	signature_hashes("AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+			 "ECDHE-ECDSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384:AES256-GCM-SHA384",
+			 NULL, 0xC02C, NID_sha256, NID_sha256);
+}
+
 /* ECDHE curve: with OpenSSL's P-256 the server prefers P-256 when the client
  * offers it (cheaper than BearSSL's X25519); with BearSSL's own code, X25519.
  * (A TLS 1.2 client must offer P-256 anyway: the certificates are P-256.) */
@@ -962,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_demo_pki),
 		cmocka_unit_test(test_ecdhe_curve_choice),
 		cmocka_unit_test(test_transcript_hashes),
+		cmocka_unit_test(test_suite_choice),
 		cmocka_unit_test(test_engine_seeds_differ),
 		cmocka_unit_test(test_session_resumption_keeps_identity),
 		cmocka_unit_test(test_resumption_asks_authorize_again),
