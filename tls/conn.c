@@ -405,11 +405,17 @@ static uint32_t pw_do_keyx(const br_ssl_server_policy_class **pctx, unsigned cha
 	return (*c->policy.inner)->do_keyx(c->policy.inner, data, len);
 }
 
+/* ServerKeyExchange signature: `data` holds the hash on entry and gets the
+ * signature. With libcrypto's ECDSA, the key object built at load signs
+ * directly (BearSSL's own path would set the key up again each time). */
 static size_t pw_do_sign(const br_ssl_server_policy_class **pctx, unsigned algo_id,
 			 unsigned char *data, size_t hv_len, size_t len)
 {
 	struct tls_conn *c = conn_of_policy(pctx);
+	const struct tls_credentials *cr = c->cred;
 
+	if (cr->ec_sign_key != NULL && cr->impl.ec_backend == TLS_EC_OPENSSL)
+		return tls_ecdsa_openssl_sign_key(cr->ec_sign_key, data, hv_len, data, len);
 	return (*c->policy.inner)->do_sign(c->policy.inner, algo_id, data, hv_len, len);
 }
 

@@ -382,6 +382,10 @@ static int load_identity(struct tls_credentials *cr, const char *chain_path, con
 	}
 	if (tls_x509_parse(cr->chain[0].data, cr->chain[0].data_len, &info) == TLS_X509_OK)
 		cr->not_after = info.not_after;
+	/* NULL (no libcrypto curve, no memory) only costs the per-signature
+	 * key setup: tls/conn.c then signs through impl.ecdsa_sign. */
+	if (cr->key_type == BR_KEYTYPE_EC && tls_ec_openssl_available())
+		cr->ec_sign_key = tls_ec_openssl_key_new(br_skey_decoder_get_ec(cr->key));
 	rc = 0;
 out:
 	pem_list_free(&pl);
@@ -573,6 +577,7 @@ void tls_credentials_free(struct tls_credentials *cr)
 		explicit_bzero(cr->key, sizeof *cr->key);
 		free(cr->key);
 	}
+	tls_ec_openssl_key_free(cr->ec_sign_key);
 	for (i = 0; i < cr->ndomains; i++) {
 		struct tls_trust_domain *d = &cr->domains[i];
 

@@ -199,6 +199,9 @@ struct tls_credentials {
 	size_t nall_anchors;
 	struct tls_impls impl;
 	int64_t not_after;              /* server certificate notAfter, for status */
+	struct tls_ec_openssl_key *ec_sign_key;  /* the EC private key as libcrypto's
+						  * object (tls/ec.h), used when
+						  * impl.ec_backend is OpenSSL; may be NULL */
 	struct tls_cache *cache;        /* sessions + verified chains (tls/cache.h);
 					 * mutable, written by handshakes */
 };
