@@ -156,14 +156,14 @@ void tls_chain_cache_store(struct tls_cache *tc, const unsigned char hash[32], i
 	tc->counters.chain_stored++;
 }
 
-int tls_cache_seed(struct tls_cache *tc)
+int tls_cache_seed(struct tls_cache *tc, const br_hash_class *hash)
 {
 	unsigned char seed[48];
 
 	tc->drbg_ok = 0;
 	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
 		return -1;
-	br_hmac_drbg_init(&tc->drbg, &br_sha256_vtable, seed, sizeof seed);
+	br_hmac_drbg_init(&tc->drbg, hash, seed, sizeof seed);
 	explicit_bzero(seed, sizeof seed);
 	tc->drbg_uses = 0;
 	tc->drbg_ok = 1;

@@ -90,8 +90,9 @@ struct tls_cache {
  * `session_cache_vtable` member of struct tls_conn). */
 extern const br_ssl_session_cache_class tls_session_cache_vtable;
 
-/* Seeds the DRBG from the OS (tls_credentials_load). Returns 0 or -1. */
-int tls_cache_seed(struct tls_cache *tc);
+/* Seeds the DRBG (HMAC with `hash`, SHA-256) from the OS
+ * (tls_credentials_load). Returns 0 or -1. */
+int tls_cache_seed(struct tls_cache *tc, const br_hash_class *hash);
 /* Gives engine `eng` (hashes set, before br_ssl_server_reset) its seed.
  * Returns 0, or -1 (then BearSSL seeds itself from the OS as usual). */
 int tls_cache_seed_engine(struct tls_cache *tc, br_ssl_engine_context *eng);

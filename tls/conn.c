@@ -24,16 +24,25 @@ enum {
 };
 
 /* Server preference order: AES-GCM first (AES-NI here), ChaCha20 for clients
- * that prefer it on machines without AES hardware. BearSSL keeps only the
- * suites that match the server key type. */
-static const uint16_t tls_suites[] = {
+ * that prefer it on machines without AES hardware. Only the suites of the
+ * server key type are given to the engine: BearSSL's handshake code looks
+ * each configured suite up in its table of all suites (a linear scan, by
+ * its interpreter) on every ClientHello, matched by the client or not. */
+static const uint16_t tls_suites_ecdsa[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+};
+static const uint16_t tls_suites_rsa[] = {
 	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 };
+/* BearSSL refuses more suites than its table holds; the build may shrink it
+ * to what we configure (tests/unit/tls_build.mk, TLS_BEARSSL_MAX_SUITES). */
+_Static_assert(sizeof tls_suites_ecdsa / sizeof tls_suites_ecdsa[0] <= BR_MAX_CIPHER_SUITES &&
+		       sizeof tls_suites_rsa / sizeof tls_suites_rsa[0] <= BR_MAX_CIPHER_SUITES,
+	       "more suites than BR_MAX_CIPHER_SUITES");
 
 const char *tls_error_name(enum tls_error err)
 {
@@ -203,11 +212,11 @@ static void xw_process_ee(struct tls_x509_wrap *w)
 
 	if (cr->cache != NULL && cr->cache->chains_enabled) {
 		const struct tls_chain_entry *hit;
-		br_sha256_context h;
+		br_hash_compat_context h;
 
-		br_sha256_init(&h);
-		br_sha256_update(&h, w->ee, w->ee_len);
-		br_sha256_out(&h, w->ee_hash);
+		im->sha256->init(&h.vtable);
+		im->sha256->update(&h.vtable, w->ee, w->ee_len);
+		im->sha256->out(&h.vtable, w->ee_hash);
 		hit = tls_chain_cache_find(cr->cache, w->ee_hash, td, now);
 		if (hit != NULL) {
 			/* Verified to this domain's roots before: skip the chain
@@ -225,9 +234,9 @@ static void xw_process_ee(struct tls_x509_wrap *w)
 	}
 
 	/* Not br_x509_minimal_init_full(): it would run the CPUID lookups. */
-	br_x509_minimal_init(&w->minimal, &br_sha256_vtable, cr->domains[td].anchors,
+	br_x509_minimal_init(&w->minimal, im->sha256, cr->domains[td].anchors,
 			     cr->domains[td].nanchors);
-	br_x509_minimal_set_hash(&w->minimal, br_sha256_ID, &br_sha256_vtable);
+	br_x509_minimal_set_hash(&w->minimal, br_sha256_ID, im->sha256);
 	br_x509_minimal_set_hash(&w->minimal, br_sha384_ID, &br_sha384_vtable);
 	br_x509_minimal_set_hash(&w->minimal, br_sha512_ID, &br_sha512_vtable);
 	br_x509_minimal_set_rsa(&w->minimal, im->rsa_vrfy);
@@ -349,6 +358,32 @@ static struct tls_conn *conn_of_policy(const br_ssl_server_policy_class **pctx)
  * (client's curves AND the engine's). choose() runs in between, so it drops
  * X25519 from that mask when P-256 is the cheaper curve here and the client
  * offers it too. */
+/* 1 for the suites of tls_suites_*[] whose TLS 1.2 PRF is SHA-384. */
+static int suite_prf_sha384(unsigned suite)
+{
+	return suite == BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 ||
+	       suite == BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384;
+}
+
+/* Once the suite and the ServerKeyExchange hash are chosen, the transcript
+ * needs SHA-256 (and SHA-384 for a SHA-384 PRF suite): drop the others from
+ * the engine's running hashes, which each cost a full hash of every later
+ * handshake message. BearSSL builds the CertificateRequest list of signature
+ * algorithms from the hashes still present, so the client is asked to sign
+ * its CertificateVerify with one we kept (a client that uses another anyway
+ * is refused: BR_ERR_INVALID_ALGORITHM). SHA-256 stays: it is also the hash
+ * of the engine's DRBG. */
+static void trim_transcript_hashes(struct tls_conn *c, const br_ssl_server_choices *choices)
+{
+	unsigned sign_hash = choices->algo_id & 0xFF;
+	int keep384 = suite_prf_sha384(choices->cipher_suite) || sign_hash == br_sha384_ID;
+
+	if (!keep384)
+		br_multihash_setimpl(&c->sc.eng.mhash, br_sha384_ID, NULL);
+	if (sign_hash != br_sha512_ID)
+		br_multihash_setimpl(&c->sc.eng.mhash, br_sha512_ID, NULL);
+}
+
 static int pw_choose(const br_ssl_server_policy_class **pctx, const br_ssl_server_context *cc,
 		     br_ssl_server_choices *choices)
 {
@@ -358,6 +393,8 @@ static int pw_choose(const br_ssl_server_policy_class **pctx, const br_ssl_serve
 
 	if (r && im->ecdhe_prefer_p256 && (c->sc.curves >> BR_EC_secp256r1) & 1)
 		c->sc.curves &= ~((uint32_t)1 << BR_EC_curve25519);
+	if (r)
+		trim_transcript_hashes(c, choices);
 	return r;
 }
 
@@ -368,11 +405,17 @@ static uint32_t pw_do_keyx(const br_ssl_server_policy_class **pctx, unsigned cha
 	return (*c->policy.inner)->do_keyx(c->policy.inner, data, len);
 }
 
+/* ServerKeyExchange signature: `data` holds the hash on entry and gets the
+ * signature. With libcrypto's ECDSA, the key object built at load signs
+ * directly (BearSSL's own path would set the key up again each time). */
 static size_t pw_do_sign(const br_ssl_server_policy_class **pctx, unsigned algo_id,
 			 unsigned char *data, size_t hv_len, size_t len)
 {
 	struct tls_conn *c = conn_of_policy(pctx);
+	const struct tls_credentials *cr = c->cred;
 
+	if (cr->ec_sign_key != NULL && cr->impl.ec_backend == TLS_EC_OPENSSL)
+		return tls_ecdsa_openssl_sign_key(cr->ec_sign_key, data, hv_len, data, len);
 	return (*c->policy.inner)->do_sign(c->policy.inner, algo_id, data, hv_len, len);
 }
 
@@ -413,12 +456,17 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 	c->resumed = 0;
 
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
-	br_ssl_engine_set_suites(eng, tls_suites, sizeof tls_suites / sizeof tls_suites[0]);
+	if (cr->key_type == BR_KEYTYPE_EC)
+		br_ssl_engine_set_suites(eng, tls_suites_ecdsa,
+					 sizeof tls_suites_ecdsa / sizeof tls_suites_ecdsa[0]);
+	else
+		br_ssl_engine_set_suites(eng, tls_suites_rsa,
+					 sizeof tls_suites_rsa / sizeof tls_suites_rsa[0]);
 	br_ssl_engine_set_all_flags(eng, BR_OPT_ENFORCE_SERVER_PREFERENCES | BR_OPT_NO_RENEGOTIATION);
-	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
+	br_ssl_engine_set_hash(eng, br_sha256_ID, im->sha256);      /* also the engine's DRBG */
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
 	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
-	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+	br_ssl_engine_set_prf_sha256(eng, im->prf_sha256);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_aes_ctr(eng, im->aes_ctr);
 	br_ssl_engine_set_ghash(eng, im->ghash);

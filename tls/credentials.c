@@ -239,6 +239,8 @@ static void impls_lookup(struct tls_impls *im)
 	if (im->poly1305 == 0)
 		im->poly1305 = &br_poly1305_ctmul_run;
 	tls_ec_select(im, TLS_EC_DEFAULT);
+	im->sha256 = &tls_sha256_openssl_vtable;
+	im->prf_sha256 = tls_prf_sha256_openssl;
 	im->rsa_private = br_rsa_private_get_default();
 	im->rsa_sign = br_rsa_pkcs1_sign_get_default();
 	im->rsa_vrfy = br_rsa_pkcs1_vrfy_get_default();
@@ -380,6 +382,10 @@ static int load_identity(struct tls_credentials *cr, const char *chain_path, con
 	}
 	if (tls_x509_parse(cr->chain[0].data, cr->chain[0].data_len, &info) == TLS_X509_OK)
 		cr->not_after = info.not_after;
+	/* NULL (no libcrypto curve, no memory) only costs the per-signature
+	 * key setup: tls/conn.c then signs through impl.ecdsa_sign. */
+	if (cr->key_type == BR_KEYTYPE_EC && tls_ec_openssl_available())
+		cr->ec_sign_key = tls_ec_openssl_key_new(br_skey_decoder_get_ec(cr->key));
 	rc = 0;
 out:
 	pem_list_free(&pl);
@@ -470,6 +476,34 @@ out:
 	return rc;
 }
 
+/* 1 if the linked BearSSL was built with the BR_MAX_CIPHER_SUITES of the
+ * headers we were compiled with (tests/unit/tls_build.mk changes it; it sizes
+ * arrays inside br_ssl_engine_context, so a mismatch would corrupt memory).
+ * br_ssl_engine_set_suites() refuses more suites than the library's table
+ * holds: the library takes exactly ours when it takes that many and refuses
+ * one more. The scratch engine has room for a library with a larger table. */
+static int bearssl_suite_table_matches(void)
+{
+	uint16_t suites[BR_MAX_CIPHER_SUITES + 1];
+	br_ssl_engine_context *eng;
+	int ok;
+
+	for (size_t i = 0; i < BR_MAX_CIPHER_SUITES + 1; i++)
+		suites[i] = BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
+	eng = calloc(1, sizeof *eng + 4096);
+	if (eng == NULL)
+		return 0;
+	/* Any I/O mode but BR_IO_FAILED (0), or br_ssl_engine_fail() records
+	 * nothing; err and iomode come before the table in every layout. */
+	eng->iomode = 3;
+	br_ssl_engine_set_suites(eng, suites, BR_MAX_CIPHER_SUITES);
+	ok = br_ssl_engine_last_error(eng) == BR_ERR_OK;
+	br_ssl_engine_set_suites(eng, suites, BR_MAX_CIPHER_SUITES + 1);
+	ok = ok && br_ssl_engine_last_error(eng) == BR_ERR_BAD_PARAM;
+	free(eng);
+	return ok;
+}
+
 int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, const char *key_path,
 			 const struct config_trust_bundle *bundles, int nbundles,
 			 char *err, size_t errlen)
@@ -478,6 +512,11 @@ int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, con
 	size_t n = 0, k;
 
 	memset(cr, 0, sizeof *cr);
+	if (!bearssl_suite_table_matches()) {
+		seterr(err, errlen, "BearSSL library and headers disagree on BR_MAX_CIPHER_SUITES "
+		       "(%d here): rebuild everything", BR_MAX_CIPHER_SUITES);
+		return -1;
+	}
 	impls_lookup(&cr->impl);
 	if (nbundles < 1 || nbundles > TLS_MAX_TRUST_DOMAINS) {
 		seterr(err, errlen, "need 1 to %d trust bundles, got %d", TLS_MAX_TRUST_DOMAINS,
@@ -506,7 +545,7 @@ int tls_credentials_load(struct tls_credentials *cr, const char *chain_path, con
 		goto fail;
 	}
 	cr->cache->sessions_enabled = cr->cache->chains_enabled = 1;
-	tls_cache_seed(cr->cache);   /* on failure, engines seed from the OS */
+	tls_cache_seed(cr->cache, cr->impl.sha256);   /* on failure, engines seed from the OS */
 	return 0;
 fail:
 	tls_credentials_free(cr);
@@ -538,6 +577,7 @@ void tls_credentials_free(struct tls_credentials *cr)
 		explicit_bzero(cr->key, sizeof *cr->key);
 		free(cr->key);
 	}
+	tls_ec_openssl_key_free(cr->ec_sign_key);
 	for (i = 0; i < cr->ndomains; i++) {
 		struct tls_trust_domain *d = &cr->domains[i];
 

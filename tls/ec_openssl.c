@@ -212,6 +212,60 @@ out:
 	return n;
 }
 
+/* The key object is libcrypto's EC_KEY; the struct name only hides it from
+ * headers. */
+struct tls_ec_openssl_key *tls_ec_openssl_key_new(const br_ec_private_key *sk)
+{
+	size_t flen;
+	const EC_GROUP *g = group_for(sk->curve, &flen);
+	EC_KEY *key;
+	BIGNUM *d;
+
+	if (g == NULL || sk->xlen == 0 || sk->xlen > flen)
+		return NULL;
+	key = EC_KEY_new();
+	d = BN_secure_new();
+	if (key == NULL || d == NULL || BN_bin2bn(sk->x, (int)sk->xlen, d) == NULL ||
+	    EC_KEY_set_group(key, g) != 1 || EC_KEY_set_private_key(key, d) != 1) {
+		EC_KEY_free(key);
+		key = NULL;
+	}
+	BN_clear_free(d);
+	ERR_clear_error();
+	return (struct tls_ec_openssl_key *)key;
+}
+
+void tls_ec_openssl_key_free(struct tls_ec_openssl_key *key)
+{
+	EC_KEY_free((EC_KEY *)key);     /* clears the private scalar */
+}
+
+size_t tls_ecdsa_openssl_sign_key(const struct tls_ec_openssl_key *key, const void *hash,
+				  size_t hash_len, void *sig, size_t sig_max)
+{
+	ECDSA_SIG *s;
+	size_t n = 0;
+	int len;
+
+	if (key == NULL || hash_len == 0 || hash_len > 64)
+		return 0;
+	/* ECDSA_do_sign takes a non-const key but does not modify it. */
+	s = ECDSA_do_sign(hash, (int)hash_len, (EC_KEY *)(uintptr_t)key);
+	if (s != NULL) {
+		len = i2d_ECDSA_SIG(s, NULL);
+		if (len > 0 && (size_t)len <= sig_max) {
+			unsigned char *p = sig;
+
+			if (i2d_ECDSA_SIG(s, &p) == len)
+				n = (size_t)len;
+		}
+		ECDSA_SIG_free(s);
+	}
+	if (n == 0)
+		ERR_clear_error();
+	return n;
+}
+
 uint32_t tls_ecdsa_openssl_vrfy(const br_ec_impl *impl, const void *hash, size_t hash_len,
 				const br_ec_public_key *pk, const void *sig, size_t sig_len)
 {

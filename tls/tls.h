@@ -22,6 +22,10 @@
  *   - the chain verifies (br_x509_minimal) to THAT trust domain's roots only;
  *   - every certificate is valid at the current time;
  *   - Extended Key Usage, when present, includes clientAuth (absent = accepted).
+ *   - CertificateVerify hashed with one of the hashes the CertificateRequest
+ *     listed: the transcript hashes kept once the suite is chosen (SHA-256;
+ *     also SHA-384 for a SHA-384 suite, or the SHA-384/512 a client demanded
+ *     for our ServerKeyExchange signature). Another is refused.
  *   - then the optional authorize callback of the connection is asked.
  * Every refusal during the handshake sends the matching fatal alert (see
  * enum tls_error) before the connection reports TLS_STATE_FAILED.
@@ -63,10 +67,14 @@
  *   call tls_conn_wipe(c) (erases session keys).
  *
  * Cost (server CPU per mTLS handshake, P-256 server key and client cert,
- * measured in process by `make bench-tls`, tests/bench/RESULTS.md): ~1.7 ms
- * with BearSSL's own EC code; ~0.33 ms with the defaults (OpenSSL's P-256
- * behind BearSSL's vtables, tls/ec.h; BearSSL built with -O2; P-256
- * preferred for ECDHE; verified-chain cache); ~35 µs for a resumed session.
+ * measured in process by `make bench-tls`, tests/bench/RESULTS.md): ~1.6 ms
+ * with BearSSL's own EC code; ~0.2 ms with the defaults (OpenSSL's P-256
+ * behind BearSSL's vtables, tls/ec.h; libcrypto's SHA-256, tls/hash.h;
+ * BearSSL built with -O2 and a 3-slot suite table, tests/unit/tls_build.mk;
+ * P-256 preferred for ECDHE; verified-chain cache); ~21 µs for a resumed
+ * session. Of the ~0.2 ms, about 70% is libcrypto's P-256 arithmetic
+ * (CertificateVerify check, ECDH, signature, key generation) and 20%
+ * BearSSL's handshake interpreter (perf, December 2026).
  * sizeof(struct tls_conn) is ~47 KB (33 KB of it the BearSSL I/O buffer,
  * 4 KB the client certificate); an idle connection touches fewer pages.
  *
@@ -83,6 +91,7 @@
 #include "appliance/config.h"
 #include "tls/cache.h"
 #include "tls/ec.h"
+#include "tls/hash.h"
 #include "tls/x509.h"
 
 /* Limits, with the reason beside each. */
@@ -165,6 +174,12 @@ struct tls_impls {
 	br_rsa_private rsa_private;
 	br_rsa_pkcs1_sign rsa_sign;
 	br_rsa_pkcs1_vrfy rsa_vrfy;
+	/* SHA-256 for the handshake transcript, the engine's DRBG, chain
+	 * validation and the chain cache key, and the TLS 1.2 PRF built on it:
+	 * libcrypto's (tls/hash.h); BearSSL's br_sha256_vtable and
+	 * br_tls12_sha256_prf are drop-in replacements. */
+	const br_hash_class *sha256;
+	br_tls_prf_impl prf_sha256;
 	enum tls_ec_backend ec_backend;     /* who does ec/ecdsa_* (tls/ec.h) */
 	/* ECDHE curve when the client offers both (BearSSL alone would always
 	 * take X25519): the cheaper one with this backend, by measurement.
@@ -192,6 +207,9 @@ struct tls_credentials {
 	size_t nall_anchors;
 	struct tls_impls impl;
 	int64_t not_after;              /* server certificate notAfter, for status */
+	struct tls_ec_openssl_key *ec_sign_key;  /* the EC private key as libcrypto's
+						  * object (tls/ec.h), used when
+						  * impl.ec_backend is OpenSSL; may be NULL */
 	struct tls_cache *cache;        /* sessions + verified chains (tls/cache.h);
 					 * mutable, written by handshakes */
 };

@@ -6,10 +6,19 @@
  *   bearssl      BearSSL's own EC code, no caches (the starting point)
  *   openssl      EC/ECDSA through libcrypto (tls/ec.h), no caches
  *   +chaincache  and the verified-chain cache (tls/cache.h)
+ *   default      and libcrypto's SHA-256 (tls/hash.h; the rows above use BearSSL's)
  *   resumed      abbreviated handshakes from the session cache
+ * What is fixed at build or load time applies to every row: BearSSL's suite
+ * table size (tests/unit/tls_build.mk), the trimmed transcript hashes and the
+ * prebuilt server key object (tls/conn.c).
  * Each figure is the median of ROUNDS rounds of N handshakes.
  *
- *   build/bench/tls_bench [N] [ROUNDS]     (from the repository root; needs build/pki) */
+ *   build/bench/tls_bench [N] [ROUNDS] [CONFIG]   (from the repository root; needs build/pki)
+ *
+ * CONFIG (a name from `configs` below) runs that configuration alone, e.g.
+ *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect='tls_conn_*' \
+ *     build/bench/tls_bench 20 1 default
+ * counts the server's instructions only (the warm-up handshake included). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,17 +162,53 @@ static double run(SSL_CTX *ctx, struct tls_credentials *cr, int n, int rounds, i
 	return per[rounds / 2];
 }
 
+/* The levers, in the order they were added. `name` selects one on the
+ * command line (callgrind runs only the default one). */
+static const struct bench_config {
+	const char *name;
+	const char *label;
+	enum tls_ec_backend ec;
+	int prefer_p256, sessions, chains, resume;
+	int bearssl_sha256;             /* BearSSL's SHA-256 and PRF instead of tls/hash.h */
+} configs[] = {
+	{"bearssl", "BearSSL EC (X25519), no caches", TLS_EC_BEARSSL, 0, 0, 0, 0, 1},
+	{"bearssl+chaincache", "BearSSL EC + verified-chain cache", TLS_EC_BEARSSL, 0, 0, 1, 0, 1},
+	{"openssl-x25519", "OpenSSL EC, X25519 (BearSSL's), no caches", TLS_EC_OPENSSL, 0, 0, 0, 0, 1},
+	{"openssl", "OpenSSL EC, P-256 preferred, no caches", TLS_EC_OPENSSL, 1, 0, 0, 0, 1},
+	{"chaincache", "OpenSSL EC, P-256 + verified-chain cache, BearSSL's SHA-256", TLS_EC_OPENSSL,
+	 1, 0, 1, 0, 1},
+	{"default", "OpenSSL EC, P-256 + verified-chain cache, libcrypto's SHA-256 (default)",
+	 TLS_EC_OPENSSL, 1, 0, 1, 0, 0},
+	{"resumed", "resumed session (identity kept)", TLS_EC_OPENSSL, 1, 1, 1, 1, 0},
+};
+#define NCONFIGS (sizeof configs / sizeof configs[0])
+
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 200, rounds = argc > 2 ? atoi(argv[2]) : 5;
+	const char *only = argc > 3 ? argv[3] : NULL;
 	struct tls_credentials cr;
 	struct config_trust_bundle b;
+	const br_hash_class *sha256;
+	br_tls_prf_impl prf_sha256;
 	char err[256];
 	SSL_CTX *ctx;
-	double base, v;
+	double base = 0, v;
+	size_t i, matched = 0;
 
-	if (n < 1 || rounds < 1 || rounds > 64)
+	if (n < 1 || rounds < 1 || rounds > 64) {
+		fprintf(stderr, "usage: tls_bench [N] [ROUNDS (1-64)] [CONFIG]\n");
 		return 2;
+	}
+	for (i = 0; i < NCONFIGS; i++)
+		matched += only == NULL || strcmp(only, configs[i].name) == 0;
+	if (matched == 0) {
+		fprintf(stderr, "tls_bench: no configuration \"%s\"; one of:", only);
+		for (i = 0; i < NCONFIGS; i++)
+			fprintf(stderr, " %s", configs[i].name);
+		fprintf(stderr, "\n");
+		return 2;
+	}
 	memset(&b, 0, sizeof b);
 	snprintf(b.trust_domain, sizeof b.trust_domain, "cluster.local");
 	snprintf(b.roots, sizeof b.roots, PKI "/ca.pem");
@@ -172,6 +217,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tls_bench: %s (run tests/pki/gen.sh build/pki)\n", err);
 		return 1;
 	}
+	sha256 = cr.impl.sha256;
+	prf_sha256 = cr.impl.prf_sha256;
 	ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256");
@@ -185,27 +232,24 @@ int main(int argc, char **argv)
 	printf("Server CPU per mTLS handshake (P-256 certificates, client offers X25519:P-256), "
 	       "median of %d x %d, µs:\n\n", rounds, n);
 	printf("| configuration | µs | vs BearSSL |\n|---|---|---|\n");
-	tls_ec_select(&cr.impl, TLS_EC_BEARSSL);
-	tls_credentials_set_caching(&cr, 0, 0);
-	base = run(ctx, &cr, n, rounds, 0);
-	printf("| BearSSL EC (X25519), no caches | %.0f | 1.00× |\n", base);
-	tls_credentials_set_caching(&cr, 0, 1);
-	v = run(ctx, &cr, n, rounds, 0);
-	printf("| BearSSL EC + verified-chain cache | %.0f | %.2f× |\n", v, base / v);
-	tls_ec_select(&cr.impl, TLS_EC_OPENSSL);
-	cr.impl.ecdhe_prefer_p256 = 0;
-	tls_credentials_set_caching(&cr, 0, 0);
-	v = run(ctx, &cr, n, rounds, 0);
-	printf("| OpenSSL EC, X25519 (BearSSL's), no caches | %.0f | %.2f× |\n", v, base / v);
-	cr.impl.ecdhe_prefer_p256 = 1;
-	v = run(ctx, &cr, n, rounds, 0);
-	printf("| OpenSSL EC, P-256 preferred, no caches | %.0f | %.2f× |\n", v, base / v);
-	tls_credentials_set_caching(&cr, 0, 1);
-	v = run(ctx, &cr, n, rounds, 0);
-	printf("| OpenSSL EC, P-256 + verified-chain cache (default) | %.0f | %.2f× |\n", v, base / v);
-	tls_credentials_set_caching(&cr, 1, 1);
-	v = run(ctx, &cr, n, rounds, 1);
-	printf("| resumed session (identity kept) | %.0f | %.2f× |\n", v, base / v);
+	for (i = 0; i < NCONFIGS; i++) {
+		const struct bench_config *bc = &configs[i];
+
+		if (only != NULL && strcmp(only, bc->name) != 0)
+			continue;
+		tls_ec_select(&cr.impl, bc->ec);
+		cr.impl.ecdhe_prefer_p256 = bc->prefer_p256;
+		tls_credentials_set_caching(&cr, bc->sessions, bc->chains);
+		cr.impl.sha256 = bc->bearssl_sha256 ? &br_sha256_vtable : sha256;
+		cr.impl.prf_sha256 = bc->bearssl_sha256 ? br_tls12_sha256_prf : prf_sha256;
+		v = run(ctx, &cr, n, rounds, bc->resume);
+		if (i == 0)
+			base = v;
+		if (base > 0)
+			printf("| %s | %.0f | %.2f× |\n", bc->label, v, base / v);
+		else
+			printf("| %s | %.0f | – |\n", bc->label, v);
+	}
 	tls_conn_wipe(&conn);
 	tls_credentials_free(&cr);
 	SSL_CTX_free(ctx);

@@ -14,6 +14,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -780,6 +781,168 @@ static void test_chain_cache_still_checks_certificate_verify(void **state)
 	expect_refusal("expired", TLS_ERR_CERT_EXPIRED, 45);
 }
 
+/* Transcript hashes (tls/conn.c trim_transcript_hashes): after the suite is
+ * chosen the engine keeps SHA-256 plus what the suite's PRF and the
+ * ServerKeyExchange signature need, and the CertificateRequest asks for
+ * those only, so the client's CertificateVerify uses one of them. */
+static void signature_hashes(const char *suites, const char *sigalgs, unsigned want_suite,
+			     int want_server_hash, int want_client_hash)
+{
+	struct client cl;
+	int nid = 0, n;
+
+	client_init(&cl, "frontend", 0);
+	if (suites)
+		assert_int_equal(SSL_set_cipher_list(cl.ssl, suites), 1);
+	if (sigalgs)
+		assert_int_equal(SSL_set1_sigalgs_list(cl.ssl, sigalgs), 1);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_true(cl.done);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_non_null(tls_conn_peer(&conn));
+	assert_int_equal(tls_conn_cipher_suite(&conn), want_suite);
+	assert_int_equal(SSL_get_peer_signature_nid(cl.ssl, &nid), 1);
+	assert_int_equal(nid, want_server_hash);
+	assert_int_equal(SSL_get_signature_nid(cl.ssl, &nid), 1);
+	assert_int_equal(nid, want_client_hash);
+	/* what the CertificateRequest listed */
+	n = SSL_get_sigalgs(cl.ssl, -1, NULL, NULL, NULL, NULL, NULL);
+	assert_true(n >= 2);            /* ECDSA and RSA */
+	for (int i = 0; i < n; i++) {
+		int hash = 0;
+
+		SSL_get_sigalgs(cl.ssl, i, NULL, &hash, NULL, NULL, NULL);
+		assert_true(hash == NID_sha256 || hash == want_server_hash ||
+			    (hash == NID_sha384 && want_suite == 0xC02C));
+	}
+	client_free(&cl);
+}
+
+static void test_transcript_hashes(void **state)
+{
+	(void)state;
+	/* the usual case: SHA-256 everywhere */
+	signature_hashes(NULL, NULL, 0xC02B, NID_sha256, NID_sha256);
+	/* SHA-384 PRF suite: SHA-384 kept for Finished */
+	signature_hashes("ECDHE-ECDSA-AES256-GCM-SHA384", NULL, 0xC02C, NID_sha256, NID_sha256);
+	/* a client that signs (and accepts) only SHA-384 or SHA-512 */
+	signature_hashes(NULL, "ECDSA+SHA384", 0xC02B, NID_sha384, NID_sha384);
+	signature_hashes(NULL, "ECDSA+SHA512", 0xC02B, NID_sha512, NID_sha512);
+}
+
+/* The engine gets only the suites of the server key type, and BearSSL's
+ * table of common suites may be built that small (tests/unit/tls_build.mk):
+ * each suite alone, and a long client list in another order, still work
+ * (server preference). */
+static void test_suite_choice(void **state)
+{
+	(void)state;
+	signature_hashes("ECDHE-ECDSA-CHACHA20-POLY1305", NULL, 0xCCA9, NID_sha256, NID_sha256);
+	signature_hashes("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256", NULL, 0xC02B,
+			 NID_sha256, NID_sha256);
+	signature_hashes("AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+			 "ECDHE-ECDSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384:AES256-GCM-SHA384",
+			 NULL, 0xC02C, NID_sha256, NID_sha256);
+}
+
+/* SHA-256 of certificate NAME's DER (the chain-cache key) and its public
+ * point, uncompressed. */
+static void cert_hash_and_key(const char *name, unsigned char hash[32], unsigned char *q, size_t *qlen)
+{
+	char path[256];
+	unsigned char *der = NULL, *p;
+	FILE *f;
+	X509 *x;
+	int n;
+
+	snprintf(path, sizeof path, PKI "/%s.pem", name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	n = i2d_X509(x, &der);
+	assert_true(n > 0);
+	SHA256(der, (size_t)n, hash);
+	OPENSSL_free(der);
+	n = i2d_PublicKey(X509_get0_pubkey(x), NULL);
+	assert_int_equal(n, 65);
+	p = q;
+	assert_int_equal(i2d_PublicKey(X509_get0_pubkey(x), &p), 65);
+	*qlen = 65;
+	X509_free(x);
+}
+
+/* What a chain-cache hit skips is only the chain walk (tls/cache.h): the
+ * dates, the EKU, the SPIFFE ID and the CertificateVerify are checked on the
+ * hit path too, and the key is the certificate's own. */
+static void test_chain_cache_hit_path_checks(void **state)
+{
+	struct tls_cache_counters *cnt = &creds.cache->counters;
+	unsigned char hash[32], q[65];
+	const struct tls_chain_entry *e;
+	br_x509_pkey pk;
+	uint64_t hits, misses;
+	size_t qlen;
+	unsigned usages;
+	int64_t now = (int64_t)time(NULL);
+	struct client cl;
+
+	(void)state;
+	tls_credentials_set_caching(&creds, 0, 0);
+	tls_credentials_set_caching(&creds, 0, 1);      /* empty chain cache */
+	SSL_SESSION_free(full_handshake(&creds, 0));     /* frontend, stored */
+	cert_hash_and_key("frontend", hash, q, &qlen);
+	e = tls_chain_cache_find(creds.cache, hash, 0, now);
+	assert_non_null(e);
+	usages = e->usages;
+
+	/* Dates: a hit at a time before the certificate's notBefore is refused. */
+	hits = cnt->chain_hits;
+	client_init(&cl, "frontend", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	tls_conn_set_time(&conn, x509_not_after("frontend") - 4 * 366 * 86400);
+	handshake(&cl, &conn);
+	assert_int_equal(cnt->chain_hits, hits + 1);
+	assert_int_equal(tls_conn_error(&conn), TLS_ERR_CERT_NOT_YET_VALID);
+	assert_int_equal(cl.alert_received, 45);
+	client_free(&cl);
+
+	/* EKU: an entry for a serverAuth-only certificate (as if its chain had
+	 * verified) still leaves the EKU check to the hit path. */
+	cert_hash_and_key("server-eku-only", hash, q, &qlen);
+	pk.key_type = BR_KEYTYPE_EC;
+	pk.key.ec.curve = BR_EC_secp256r1;
+	pk.key.ec.q = q;
+	pk.key.ec.qlen = qlen;
+	tls_chain_cache_store(creds.cache, hash, 0, &pk, usages, now, x509_not_after("server-eku-only"));
+	hits = cnt->chain_hits;
+	expect_refusal("server-eku-only", TLS_ERR_EKU_NOT_CLIENT_AUTH, 43);
+	assert_int_equal(cnt->chain_hits, hits + 1);
+
+	/* An entry never outlives its certificate: stored 100 s before
+	 * notAfter, gone one second after it (a miss, then refused in full). */
+	cert_hash_and_key("frontend", hash, q, &qlen);
+	tls_chain_cache_store(creds.cache, hash, 0, &pk, usages, x509_not_after("frontend") - 100,
+			      x509_not_after("frontend"));
+	assert_null(tls_chain_cache_find(creds.cache, hash, 0, x509_not_after("frontend") + 1));
+
+	/* Same SPIFFE ID, another key (no-eku): not the cached certificate, so
+	 * a miss and a full verification, then a hit of its own. */
+	misses = cnt->chain_misses;
+	client_init(&cl, "no-eku", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_string_equal(tls_conn_peer(&conn)->spiffe_id, "spiffe://cluster.local/ns/prod/sa/frontend");
+	assert_int_equal(cnt->chain_misses, misses + 1);
+	client_free(&cl);
+	/* Same SPIFFE ID from a CA that is not a root: refused, whatever is cached. */
+	expect_refusal("other-ca", TLS_ERR_UNKNOWN_CA, 48);
+	tls_credentials_set_caching(&creds, 1, 1);
+}
+
 /* ECDHE curve: with OpenSSL's P-256 the server prefers P-256 when the client
  * offers it (cheaper than BearSSL's X25519); with BearSSL's own code, X25519.
  * (A TLS 1.2 client must offer P-256 anyway: the certificates are P-256.) */
@@ -911,11 +1074,14 @@ int main(void)
 		cmocka_unit_test(test_credentials_errors),
 		cmocka_unit_test(test_demo_pki),
 		cmocka_unit_test(test_ecdhe_curve_choice),
+		cmocka_unit_test(test_transcript_hashes),
+		cmocka_unit_test(test_suite_choice),
 		cmocka_unit_test(test_engine_seeds_differ),
 		cmocka_unit_test(test_session_resumption_keeps_identity),
 		cmocka_unit_test(test_resumption_asks_authorize_again),
 		cmocka_unit_test(test_resumption_expires_and_is_per_credentials),
 		cmocka_unit_test(test_chain_cache_still_checks_certificate_verify),
+		cmocka_unit_test(test_chain_cache_hit_path_checks),
 	};
 
 	int fails = 0;

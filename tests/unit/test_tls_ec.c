@@ -188,6 +188,47 @@ static void test_ecdsa_p384_p521_cross(void **state)
 	check_ecdsa(BR_EC_secp521r1, &br_sha512_vtable);
 }
 
+/* The server key object built once at load (tls_ec_openssl_key_new): its
+ * signatures verify with BearSSL's code, a buffer too small or a curve that
+ * libcrypto does not do here gives 0 / NULL, and nothing is left on
+ * OpenSSL's error queue. */
+static void check_prebuilt_key(int curve, size_t hlen)
+{
+	struct keypair kp;
+	struct tls_ec_openssl_key *key;
+	unsigned char hv[64], sig[160];
+
+	for (int i = 0; i < ROUNDS / 10; i++) {
+		keypair(&kp, curve);
+		key = tls_ec_openssl_key_new(&kp.sk);
+		assert_non_null(key);
+		assert_int_equal(getrandom(hv, hlen, 0), (ssize_t)hlen);
+		size_t n = tls_ecdsa_openssl_sign_key(key, hv, hlen, sig, sizeof sig);
+		assert_true(n > 0);
+		assert_int_equal(br_ecdsa_i31_vrfy_asn1(ref, hv, hlen, &kp.pk, sig, n), 1);
+		hv[0] ^= 1;
+		assert_int_equal(br_ecdsa_i31_vrfy_asn1(ref, hv, hlen, &kp.pk, sig, n), 0);
+		assert_int_equal(tls_ecdsa_openssl_sign_key(key, hv, hlen, sig, 8), 0);
+		assert_int_equal(tls_ecdsa_openssl_sign_key(key, hv, 0, sig, sizeof sig), 0);
+		tls_ec_openssl_key_free(key);
+		assert_int_equal(ERR_peek_error(), 0);
+	}
+}
+
+static void test_ecdsa_prebuilt_key(void **state)
+{
+	unsigned char x[32] = {1};
+	br_ec_private_key x25519 = {BR_EC_curve25519, x, sizeof x};
+
+	(void)state;
+	check_prebuilt_key(BR_EC_secp256r1, 32);
+	check_prebuilt_key(BR_EC_secp384r1, 48);
+	check_prebuilt_key(BR_EC_secp521r1, 64);
+	assert_null(tls_ec_openssl_key_new(&x25519));
+	assert_int_equal(tls_ecdsa_openssl_sign_key(NULL, x, 32, x, 0), 0);
+	tls_ec_openssl_key_free(NULL);
+}
+
 /* DER that OpenSSL's parser would tolerate but is not canonical: a
  * redundant leading zero on r. BearSSL refuses it too. */
 static void test_ecdsa_noncanonical_refused(void **state)
@@ -246,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_ecdsa_p256_cross),
 		cmocka_unit_test(test_ecdsa_p384_p521_cross),
 		cmocka_unit_test(test_ecdsa_noncanonical_refused),
+		cmocka_unit_test(test_ecdsa_prebuilt_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,8 +21,9 @@ $(BUILD)/obj/tls/credentials.o: $(TLS_EC_STAMP)
 #                       (sha256-checked, same 0.6 as libbearssl-dev) with -O2:
 #                       Debian compiles it with -Os, and BearSSL's handshake
 #                       engine (an interpreter) costs ~20% more per handshake so
-#                       (tests/bench/RESULTS.md). Debian's hardening flags kept.
-#   make BEARSSL=system Debian's libbearssl.a as shipped.
+#                       (tests/bench/RESULTS.md). Debian's hardening flags kept;
+#                       BR_MAX_CIPHER_SUITES lowered (TLS_BEARSSL_MAX_SUITES below).
+#   make BEARSSL=system Debian's libbearssl.a and headers as shipped.
 BEARSSL ?= source
 ifeq ($(BEARSSL),source)
 BEARSSL_VERSION := 0.6+dfsg.1
@@ -53,10 +54,32 @@ $(BEARSSL_STAMP): $(BEARSSL_ROOT)/$(BEARSSL_TARBALL)
 	@tar -C $(BEARSSL_ROOT) -xJf $<
 	@touch $@
 
+# TLS_BEARSSL_MAX_SUITES: BearSSL's BR_MAX_CIPHER_SUITES (48 upstream), set
+# in the extracted bearssl_ssl.h before the library is built. BearSSL's
+# ClientHello code translates every slot of its 48-slot table of common
+# suites, looking each empty one up in its list of all suites through the
+# handshake interpreter: ~57,000 of the ~82,000 interpreted operations of a
+# full handshake, ~95 µs of ~295 here (tests/bench/RESULTS.md). tls/conn.c
+# configures 3 suites per key type; the table only needs that many.
+# The constant sizes arrays inside BearSSL's contexts, so our code compiles
+# against the same edited header (-I below, before /usr/include); every
+# object depends on the stamp, so changing the value rebuilds them all, and
+# tls_credentials_load() refuses a library that disagrees with the headers.
+TLS_BEARSSL_MAX_SUITES := 3
+BEARSSL_INC := $(BEARSSL_ROOT)/bearssl-0.6/inc
+BEARSSL_TUNED := $(BEARSSL_ROOT)/.max-suites-$(TLS_BEARSSL_MAX_SUITES)
+$(BEARSSL_TUNED): $(BEARSSL_STAMP)
+	@sed -i -E 's/^(#define BR_MAX_CIPHER_SUITES +)[0-9]+$$/\1$(TLS_BEARSSL_MAX_SUITES)/' $(BEARSSL_INC)/bearssl_ssl.h
+	@test "$$(grep -c -E '^#define BR_MAX_CIPHER_SUITES +$(TLS_BEARSSL_MAX_SUITES)$$' $(BEARSSL_INC)/bearssl_ssl.h)" = 1 || \
+	  { echo "meshgate: cannot set BR_MAX_CIPHER_SUITES in $(BEARSSL_INC)/bearssl_ssl.h" >&2; exit 1; }
+	@rm -f $(BEARSSL_ROOT)/.max-suites-*; touch $@
+CFLAGS += -I$(BEARSSL_INC)
+$(CORE_OBJS) $(DRIVER_OBJS) $(MAIN_OBJ): $(BEARSSL_TUNED)
+
 # ~290 small files: compiled two at a time in one recipe (the file list is
 # only known after extraction).
-$(BEARSSL_LIB): $(BEARSSL_STAMP) tests/unit/tls_build.mk
-	@echo "meshgate: building BearSSL 0.6 with -O2"
+$(BEARSSL_LIB): $(BEARSSL_TUNED) tests/unit/tls_build.mk
+	@echo "meshgate: building BearSSL 0.6 with -O2, BR_MAX_CIPHER_SUITES $(TLS_BEARSSL_MAX_SUITES)"
 	@rm -rf $(BEARSSL_ROOT)/obj && mkdir -p $(BEARSSL_ROOT)/obj
 	@cd $(BEARSSL_ROOT)/bearssl-0.6 && find src -name '*.c' | sort | \
 	  xargs -P2 -n16 sh -c 'for f; do o=../obj/$$(echo $$f | tr / _); \
@@ -71,3 +94,9 @@ bearssl: $(BEARSSL_LIB)
 else ifneq ($(BEARSSL),system)
 $(error BEARSSL must be source or system, not '$(BEARSSL)')
 endif
+# The two choices compile against different bearssl_ssl.h (struct layouts):
+# switching rebuilds every object.
+BEARSSL_CHOICE_STAMP := $(BUILD)/.bearssl-$(BEARSSL)$(if $(TLS_BEARSSL_MAX_SUITES),-$(TLS_BEARSSL_MAX_SUITES))
+$(BEARSSL_CHOICE_STAMP):
+	@mkdir -p $(BUILD); rm -f $(BUILD)/.bearssl-*; touch $@
+$(CORE_OBJS) $(DRIVER_OBJS) $(MAIN_OBJ): $(BEARSSL_CHOICE_STAMP)
