@@ -139,6 +139,9 @@ EOF
 # Writes a gateway's configuration; echo the listening address.
 bench_config_meshgate() {
 	local f=$BENCH_WORK/meshgate.yaml
+	# only when not the default, so that older builds (meshgate-VARIANT) read it
+	local MG_MTU_YAML=
+	[ "$BENCH_MTU" != 1500 ] && MG_MTU_YAML=", mtu: $BENCH_MTU"
 	cat >"$f" <<YAML
 apiVersion: meshgate.dev/v1alpha1
 kind: Appliance
@@ -150,8 +153,8 @@ spec:
     - {trustDomain: cluster.local, roots: $BENCH_PKI/ca.pem}
   dpdk: {args: ["--no-huge", "-m", "${BENCH_MG_MEM_MB:-256}"]}
   ports:
-    - {name: outside, device: "net_af_packet0,iface=mgb-c1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IP/24, mtu: $BENCH_MTU}
-    - {name: inside, device: "net_af_packet1,iface=mgb-u1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IN/24, mtu: $BENCH_MTU}
+    - {name: outside, device: "net_af_packet0,iface=mgb-c1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IP/24$MG_MTU_YAML}
+    - {name: inside, device: "net_af_packet1,iface=mgb-u1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IN/24$MG_MTU_YAML}
   services:
     - {name: upstream, namespace: bench, labels: {app: upstream}, endpoints: ["$MGB_UP_IP:8080"]}
   listeners:
