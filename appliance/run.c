@@ -10,6 +10,7 @@
 #include "appliance/run.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -316,6 +317,27 @@ static void print_demo_help(const struct appliance *a)
 #define RUN_WARM_SLEEP_US 50        /* longest sleep while warm */
 #define RUN_COLD_SLEEP_US 1000      /* longest sleep when idle */
 #define RUN_LOG_FLUSH_MS 100        /* buffered stdout is written at least this often */
+#define RUN_EVENT_WARM_US 1000      /* event-driven: longest wait while warm (delayed ACKs) */
+#define RUN_EVENT_COLD_US 20000     /* event-driven: longest wait when idle (timers) */
+
+/* Event-driven waiting: when every port has a descriptor that poll() reports
+ * readable on a waiting frame (drivers/port.h, port_wait_fd), the idle loop
+ * sleeps in ppoll() until a frame, console input, a signal or the next
+ * timer, instead of waking on a short timer to look. Returns the number of
+ * descriptors, 0 if some port has none (then the loop sleeps on a timer). */
+static int wait_fds(const struct appliance *a, struct pollfd *pfd, int max)
+{
+	int n = 0;
+	for (int i = 0; i < a->nports; i++) {
+		int fd = port_wait_fd(a->ports[i]);
+		if (fd < 0 || n >= max)
+			return 0;
+		pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+	}
+	if (a->console.enabled && a->console.input_open && serial_fd(&a->console.ser) >= 0 && n < max)
+		pfd[n++] = (struct pollfd){.fd = serial_fd(&a->console.ser), .events = POLLIN};
+	return n;
+}
 
 static void log_flush(uint32_t now, uint32_t *last_flush_ms, bool idle)
 {
@@ -333,6 +355,10 @@ static void loop(struct appliance *a)
 	unsigned sleep_us = 20;
 	uint32_t last_busy_ms = net_now_ms() - RUN_WARM_MS;
 	uint32_t last_flush_ms = net_now_ms();
+	struct pollfd pfd[CONFIG_MAX_PORTS + 1];
+	int npfd = a->opt.busy_poll ? 0 : wait_fds(a, pfd, CONFIG_MAX_PORTS + 1);
+	if (npfd)
+		printf("meshgate: event-driven polling: idle waits on %d descriptor%s\n", npfd, npfd == 1 ? "" : "s");
 	while (!sig_stop && !a->console.stop_requested) {
 		unsigned rx = 0;
 		for (int i = 0; i < a->nports; i++)
@@ -370,7 +396,18 @@ static void loop(struct appliance *a)
 		 * RUN_WARM_SLEEP_US, so a request arriving while we sleep waits
 		 * little. Cold: back off to RUN_COLD_SLEEP_US, so an idle
 		 * appliance costs ~1% of a core. */
-		unsigned cap = now - last_busy_ms < RUN_WARM_MS ? RUN_WARM_SLEEP_US : RUN_COLD_SLEEP_US;
+		bool warm = now - last_busy_ms < RUN_WARM_MS;
+		if (npfd) {
+			/* again each time: the console's input may have closed */
+			npfd = wait_fds(a, pfd, CONFIG_MAX_PORTS + 1);
+		}
+		if (npfd) {
+			long us = warm ? RUN_EVENT_WARM_US : RUN_EVENT_COLD_US;
+			struct timespec ts = {0, us * 1000};
+			ppoll(pfd, (nfds_t)npfd, &ts, NULL);
+			continue;
+		}
+		unsigned cap = warm ? RUN_WARM_SLEEP_US : RUN_COLD_SLEEP_US;
 		if (sleep_us > cap)
 			sleep_us = cap;
 		struct timespec ts = {0, (long)sleep_us * 1000};

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -44,6 +46,7 @@ struct port {
 	char name[PORT_NAME_MAX];
 	char device[PORT_DEVICE_MAX];
 	unsigned mtu;
+	int wait_fd;            /* readable when a frame waits, or -1 */
 	uint8_t mac[6];
 	uint16_t tx_count;
 	struct rte_mbuf *tx_batch[PORT_BURST];
@@ -412,6 +415,50 @@ static int afp_set_mtu(const char *device, unsigned mtu)
 	return rc;
 }
 
+/* The af_packet driver's socket for `device`'s iface= (one queue pair: one
+ * socket): the AF_PACKET socket of this process bound to that interface.
+ * poll() on it says when the RX ring holds a frame, so an idle loop can
+ * sleep until traffic comes instead of waking on a timer. -1 if none. */
+static int afp_find_fd(const char *device)
+{
+	const char *i = strstr(device, "iface=");
+	if (!i)
+		return -1;
+	i += 6;
+	char ifname[IF_NAMESIZE];
+	size_t n = strcspn(i, ",");
+	if (n == 0 || n >= sizeof ifname)
+		return -1;
+	memcpy(ifname, i, n);
+	ifname[n] = 0;
+	unsigned ifindex = if_nametoindex(ifname);
+	if (!ifindex)
+		return -1;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int found = -1, matches = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end || fd < 0 || fd == dirfd(d))
+			continue;
+		int domain = 0;
+		socklen_t len = sizeof domain;
+		if (getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET)
+			continue;
+		struct sockaddr_ll sll;
+		len = sizeof sll;
+		if (getsockname((int)fd, (struct sockaddr *)&sll, &len) != 0 || (unsigned)sll.sll_ifindex != ifindex)
+			continue;
+		found = (int)fd;
+		matches++;
+	}
+	closedir(d);
+	return matches == 1 ? found : -1;
+}
+
 /* af_packet's ring frames default to 2 KB: a jumbo frame needs bigger ones
  * (10 KB, two per 20 KB block), and the driver wants a whole ring frame to
  * fit one mbuf. */
@@ -579,6 +626,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		goto fail_pool;
 	}
 	wait_link(pid);
+	p->wait_fd = strncmp(ethname, "net_af_packet", 13) == 0 ? afp_find_fd(device) : -1;
 	return p;
 
 fail_pool:
@@ -609,6 +657,11 @@ fail_probe:
 void port_mac(const struct port *port, uint8_t mac[6])
 {
 	memcpy(mac, port->mac, 6);
+}
+
+int port_wait_fd(const struct port *port)
+{
+	return port->wait_fd;
 }
 
 unsigned port_mtu(const struct port *port)

@@ -76,6 +76,11 @@ void port_mac(const struct port *port, uint8_t mac[6]);
 const char *port_name(const struct port *port);
 unsigned port_mtu(const struct port *port);    /* the IP MTU set on the device */
 
+/* A descriptor that poll() reports readable when a frame is waiting in the
+ * port's RX queue, or -1 when the device has none (then the run loop sleeps
+ * on a timer). Today: af_packet's socket. Owned by the driver. */
+int port_wait_fd(const struct port *port);
+
 /* Receive up to a burst; calls deliver() once per frame. The frame memory is
  * only valid during the call (the mbuf is freed after it returns).
  * deliver() may call port_tx_reserve() on any port.
