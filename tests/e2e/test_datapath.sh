@@ -46,6 +46,14 @@ YAML
 e2e_start_meshgate "$cfg" || exit 1
 
 check "ping meshgate outside port" ip netns exec $NS_CLI ping -c 2 -W 2 -q $MG_OUT
+# idle: the loop waits on the two ports' packet sockets (event-driven), so an
+# idle appliance costs next to nothing (issue target: under 5% of a core)
+check "idle waits are event-driven on both ports" grep -q 'event-driven polling: idle waits on 2 descriptors' "$E2E_WORK/meshgate.log"
+t0=$(awk '{print $14 + $15}' /proc/$E2E_MG_PID/stat)
+sleep 3
+t1=$(awk '{print $14 + $15}' /proc/$E2E_MG_PID/stat)
+pct=$(( (t1 - t0) * 100 / $(getconf CLK_TCK) / 3 ))
+check "idle CPU under 5% of a core (${pct}%)" test "$pct" -lt 5
 
 # allowed identity gets the upstream's body, with XFCC naming it
 body=$(cli_curl frontend https://meshgate.test:8443/)
