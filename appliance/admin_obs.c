@@ -14,6 +14,7 @@
 #include "appliance/config.h"
 #include "appliance/policy.h"
 #include "appliance/proxy_conn.h"
+#include "appliance/strjoin.h"
 
 struct admin_obs *admin_obs_create(proxy_log_fn log, void *log_arg)
 {
@@ -92,7 +93,7 @@ static void conn_labels(const struct conn *c, struct conn_labels *out, uint16_t 
 {
 	memset(out, 0, sizeof *out);
 	if (c->principal[0]) {
-		snprintf(out->principal, sizeof out->principal, "spiffe://%s", c->principal);
+		str_join(out->principal, sizeof out->principal, "spiffe://", c->principal, NULL);
 		const char *ns = strstr(c->principal, "/ns/");
 		if (ns) {
 			ns += 4;
@@ -239,7 +240,7 @@ static void entry_common(const struct conn *c, struct accesslog_entry *e, char *
 	e->peer_port = c->peer_port;
 	e->listener = c->listener ? c->listener->cfg.name : NULL;
 	if (c->principal[0]) {
-		snprintf(id, idcap, "spiffe://%s", c->principal);
+		str_join(id, idcap, "spiffe://", c->principal, NULL);
 		e->spiffe_id = id;
 	}
 	e->service = s ? s->name : NULL;

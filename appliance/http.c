@@ -71,6 +71,17 @@ static size_t scan_head(struct http_scan *s, const char *d, size_t n, const char
 {
 	*bad = SCAN_OK;
 	for (size_t i = 0; i < n && !s->head_ended; i++) {
+		/* inside a line (past the start-line prefix, not after a CR)
+		 * only CR and LF matter: skip to the next one */
+		if (s->line_len && !s->prev_cr && (!prefix || s->lines || !prefix[s->prefix_pos])) {
+			const char *end = d + i;
+			while (end < d + n && *end != '\r' && *end != '\n')
+				end++;
+			s->line_len += (uint32_t)(end - (d + i));
+			i = (size_t)(end - d);
+			if (i == n)
+				break;
+		}
 		unsigned char c = (unsigned char)d[i];
 		if (prefix && s->lines == 0 && (s->started || (c != '\r' && c != '\n')) &&
 		    prefix[s->prefix_pos] != '\0') {
@@ -677,8 +688,11 @@ int http_request_head_write(const struct http_request_parser *p, const struct ht
 	if (!id || !identity_ok(id->gateway_id) || (id->client_id && !identity_ok(id->client_id)))
 		return HTTP_WRITE_BAD_IDENTITY;
 	struct writer w = { .out = out, .len = out_len };
-	char version[32];
-	snprintf(version, sizeof version, " HTTP/%u.%u\r\n", p->hp.http_major, p->hp.http_minor);
+	char version[32] = " HTTP/1.x\r\n";
+	if (p->hp.http_major == 1 && p->hp.http_minor <= 9)
+		version[8] = (char)('0' + p->hp.http_minor);   /* the usual case, without printf */
+	else
+		snprintf(version, sizeof version, " HTTP/%u.%u\r\n", p->hp.http_major, p->hp.http_minor);
 	puts_(&w, http_request_method_name(p));
 	put(&w, " ", 1);
 	put(&w, p->target, p->target_len);

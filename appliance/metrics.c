@@ -1,6 +1,7 @@
 /* Metrics tables and Prometheus text exposition: see metrics.h. */
 #include "appliance/metrics.h"
 #include "appliance/policy.h"
+#include "appliance/strjoin.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -222,12 +223,12 @@ void metrics_policy_count(struct metrics *m, const char *policy_namespace, const
 			  bool deny, bool dry_run)
 {
 	char policy[METRICS_POLICY_MAX];
-	int n;
+	size_t n;
 	if (policy_name && *policy_name)
-		n = snprintf(policy, sizeof(policy), "%s/%s", policy_namespace ? policy_namespace : "", policy_name);
+		n = str_join(policy, sizeof(policy), policy_namespace, "/", policy_name);
 	else
-		n = snprintf(policy, sizeof(policy), "none");
-	if (n < 0 || (size_t)n >= sizeof(policy))
+		n = str_join(policy, sizeof(policy), "none", NULL, NULL);
+	if (n >= sizeof(policy))
 		goto overflow;
 	for (int i = 0; i < m->ndecisions; i++) {
 		struct metrics_decision_counter *d = &m->decisions[i];

@@ -1056,6 +1056,7 @@ struct proxy *proxy_start(const struct config *cfg, const struct tls_credentials
 		return NULL;
 	}
 	p->cfg = cfg;
+	p->cfg_changes++;
 	p->creds = creds;
 	if (opt)
 		p->opt = *opt;
@@ -1165,6 +1166,7 @@ int proxy_apply(struct proxy *p, const struct config *cfg, const struct tls_cred
 		if (p->listeners[i].pcb)
 			tcp_arg(p->listeners[i].pcb, &p->listeners[i]);
 	p->cfg = cfg;
+	p->cfg_changes++;
 	p->creds = creds;
 
 	/* Re-evaluate open connections against the new policy, as ztunnel does. */

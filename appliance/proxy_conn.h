@@ -113,6 +113,7 @@ struct conn {
 
 struct proxy {
 	const struct config *cfg;
+	uint64_t cfg_changes;           /* counts cfg assignments (a new config may reuse an address) */
 	const struct tls_credentials *creds;
 	struct proxy_options opt;
 	struct proxy_listener listeners[CONFIG_MAX_LISTENERS];

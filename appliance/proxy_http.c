@@ -17,6 +17,7 @@
 
 #include "appliance/admin_obs.h"
 #include "appliance/proxy_conn.h"
+#include "appliance/strjoin.h"
 #include "net/stack.h"
 
 void http_conn_init(struct conn *c)
@@ -106,12 +107,20 @@ static void fill_l7(struct conn *c, struct policy_request *r)
 	r->nheaders = nh;
 }
 
-/* The gateway's own SPIFFE ID for XFCC "By=". */
+/* The gateway's own SPIFFE ID for XFCC "By=", made again only when the
+ * configuration changes (the run loop is single-threaded). */
 static const char *gateway_id(struct conn *c)
 {
 	static char id[CONFIG_MAX_TRUST_DOMAIN + 64];
-	snprintf(id, sizeof id, "spiffe://%s/ns/meshgate/sa/%s", c->proxy->cfg->trust_domain,
-		 c->proxy->cfg->name[0] ? c->proxy->cfg->name : "gateway");
+	static const struct config *made_for;
+	static uint64_t made_gen;
+	const struct config *cfg = c->proxy->cfg;
+	if (made_for != cfg || made_gen != c->proxy->cfg_changes) {
+		snprintf(id, sizeof id, "spiffe://%s/ns/meshgate/sa/%s", cfg->trust_domain,
+			 cfg->name[0] ? cfg->name : "gateway");
+		made_for = cfg;
+		made_gen = c->proxy->cfg_changes;
+	}
 	return id;
 }
 
@@ -128,9 +137,9 @@ static void on_head(struct conn *c)
 	c->http.response_started = false;
 	size_t tlen;
 	const char *target = http_request_target(&c->req, &tlen);
-	snprintf(c->http.method, sizeof c->http.method, "%s", http_request_method_name(&c->req));
+	str_join(c->http.method, sizeof c->http.method, http_request_method_name(&c->req), NULL, NULL);
 	copy_field(c->http.path, sizeof c->http.path, target, tlen);
-	snprintf(c->http.host, sizeof c->http.host, "%s", http_request_host(&c->req));
+	str_join(c->http.host, sizeof c->http.host, http_request_host(&c->req), NULL, NULL);
 
 	struct policy_request r;
 	fill_l7(c, &r);
@@ -148,7 +157,7 @@ static void on_head(struct conn *c)
 	}
 	c->http.local = false;
 	char client_id[320];
-	snprintf(client_id, sizeof client_id, "spiffe://%s", c->principal);
+	str_join(client_id, sizeof client_id, "spiffe://", c->principal, NULL);
 	struct http_forward_identity fid = {
 		.gateway_id = gateway_id(c),
 		.client_id = c->principal[0] ? client_id : NULL,
