@@ -370,8 +370,13 @@ static void loop(struct appliance *a)
 		if (a->nretired)
 			retired_sweep(a, now, false);
 		run_egress_poll(a, now);
-		for (int i = 0; i < a->nports; i++)
-			port_tx_flush(a->ports[i]);
+		/* While frames keep arriving, replies gather into bigger TX
+		 * batches (one sendto per batch on af_packet; a full batch goes
+		 * at once in port_tx_reserve); the first pass that finds no new
+		 * frame sends what is left. */
+		if (!rx)
+			for (int i = 0; i < a->nports; i++)
+				port_tx_flush(a->ports[i]);
 		bool console_busy = run_console_poll(&a->console, now);
 		if (sig_reload || a->console.reload_requested) {
 			sig_reload = 0;
@@ -389,9 +394,11 @@ static void loop(struct appliance *a)
 			log_flush(now, &last_flush_ms, false);
 			continue;
 		}
-		log_flush(now, &last_flush_ms, true);
-		if (a->opt.busy_poll || ++idle < 64)
+		if (a->opt.busy_poll || ++idle < 64) {
+			log_flush(now, &last_flush_ms, false);
 			continue;
+		}
+		log_flush(now, &last_flush_ms, true);
 		/* Warm (traffic in the last RUN_WARM_MS): sleep at most
 		 * RUN_WARM_SLEEP_US, so a request arriving while we sleep waits
 		 * little. Cold: back off to RUN_COLD_SLEEP_US, so an idle
@@ -539,10 +546,11 @@ int run_appliance(const struct run_options *opt)
 	 * file or pipe, a 64 KB buffer that the loop flushes when it goes idle
 	 * and at least every RUN_LOG_FLUSH_MS (a write(2) per request was ~3%
 	 * of a keep-alive request's CPU). */
+	static char stdout_buf[64 * 1024];   /* glibc ignores the size without a buffer */
 	if (isatty(STDOUT_FILENO))
 		setvbuf(stdout, NULL, _IOLBF, 0);
 	else
-		setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
+		setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
 	int rc = run_inner(a);
 	run_teardown(a);
 	return rc;
