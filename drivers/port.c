@@ -386,20 +386,30 @@ static void wait_link(uint16_t port_id)
 	}
 }
 
+/* The interface name of an af_packet device string ("...,iface=NAME,...");
+ * false when there is none or it is too long. */
+static bool afp_iface(const char *device, char name[IF_NAMESIZE])
+{
+	const char *i = strstr(device, "iface=");
+	if (!i)
+		return false;
+	i += 6;
+	size_t n = strcspn(i, ",");
+	if (n == 0 || n >= IF_NAMESIZE)
+		return false;
+	memcpy(name, i, n);
+	name[n] = 0;
+	return true;
+}
+
 /* Sets the kernel MTU of an af_packet device string's iface=. Returns 0
  * or -errno. */
 static int afp_set_mtu(const char *device, unsigned mtu)
 {
-	const char *i = strstr(device, "iface=");
-	if (!i)
-		return -EINVAL;
-	i += 6;
-	size_t n = strcspn(i, ",");
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
-	if (n == 0 || n >= sizeof ifr.ifr_name)
+	if (!afp_iface(device, ifr.ifr_name))
 		return -EINVAL;
-	memcpy(ifr.ifr_name, i, n);
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -errno;
@@ -421,16 +431,9 @@ static int afp_set_mtu(const char *device, unsigned mtu)
  * sleep until traffic comes instead of waking on a timer. -1 if none. */
 static int afp_find_fd(const char *device)
 {
-	const char *i = strstr(device, "iface=");
-	if (!i)
-		return -1;
-	i += 6;
 	char ifname[IF_NAMESIZE];
-	size_t n = strcspn(i, ",");
-	if (n == 0 || n >= sizeof ifname)
+	if (!afp_iface(device, ifname))
 		return -1;
-	memcpy(ifname, i, n);
-	ifname[n] = 0;
 	unsigned ifindex = if_nametoindex(ifname);
 	if (!ifindex)
 		return -1;
