@@ -22,6 +22,7 @@
 #include "tls/tls.h"
 
 #define PKI "../build/test-pki"
+#include "test_pki.h"
 
 static struct tls_credentials creds, creds_rsa;
 static struct tls_conn conn;
@@ -210,17 +211,8 @@ static void expect_refusal(const char *client_cert, enum tls_error want, int ale
 
 static int64_t x509_not_after(const char *name)
 {
-	char path[256];
-	FILE *f;
-	X509 *x;
+	X509 *x = pki_x509(name);
 	struct tm tm;
-
-	snprintf(path, sizeof path, PKI "/%s.pem", name);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(x);
 	assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm), 1);
 	X509_free(x);
 	return (int64_t)timegm(&tm);
@@ -850,19 +842,9 @@ static void test_suite_choice(void **state)
  * point, uncompressed. */
 static void cert_hash_and_key(const char *name, unsigned char hash[32], unsigned char *q, size_t *qlen)
 {
-	char path[256];
 	unsigned char *der = NULL, *p;
-	FILE *f;
-	X509 *x;
-	int n;
-
-	snprintf(path, sizeof path, PKI "/%s.pem", name);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(x);
-	n = i2d_X509(x, &der);
+	X509 *x = pki_x509(name);
+	int n = i2d_X509(x, &der);
 	assert_true(n > 0);
 	SHA256(der, (size_t)n, hash);
 	OPENSSL_free(der);

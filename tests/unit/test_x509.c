@@ -16,6 +16,7 @@
 #include "tls/x509.h"
 
 #define PKI "../build/test-pki"
+#include "test_pki.h"
 
 struct der {
 	unsigned char *p;
@@ -24,19 +25,9 @@ struct der {
 
 static struct der load(const char *name)
 {
-	char path[256];
-	FILE *f;
-	X509 *x;
+	X509 *x = pki_x509(name);
 	struct der d = { 0 };
-	int n;
-
-	snprintf(path, sizeof path, PKI "/%s.pem", name);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(x);
-	n = i2d_X509(x, &d.p);
+	int n = i2d_X509(x, &d.p);
 	assert_true(n > 0);
 	d.len = (size_t)n;
 	X509_free(x);
