@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -412,6 +413,19 @@ static void loop(struct appliance *a)
 			long us = warm ? RUN_EVENT_WARM_US : RUN_EVENT_COLD_US;
 			struct timespec ts = {0, us * 1000};
 			ppoll(pfd, (nfds_t)npfd, &ts, NULL);
+			/* A packet socket reports an interface going down as a
+			 * pending socket error, and poll() says POLLERR until it is
+			 * read: read it (SO_ERROR clears it) and nap once, instead
+			 * of spinning on it. */
+			for (int i = 0; i < npfd; i++)
+				if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+					int e = 0;
+					socklen_t el = sizeof e;
+					getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &e, &el);
+					struct timespec nap = {0, RUN_COLD_SLEEP_US * 1000L};
+					nanosleep(&nap, NULL);
+					break;
+				}
 			continue;
 		}
 		unsigned cap = warm ? RUN_WARM_SLEEP_US : RUN_COLD_SLEEP_US;
