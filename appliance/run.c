@@ -330,10 +330,12 @@ static int wait_fds(const struct appliance *a, struct pollfd *pfd, int max)
 {
 	int n = 0;
 	for (int i = 0; i < a->nports; i++) {
-		int fd = port_wait_fd(a->ports[i]);
-		if (fd < 0 || n >= max)
+		int fds[PORT_MAX_WAIT_FDS];
+		int k = port_wait_fds(a->ports[i], fds, PORT_MAX_WAIT_FDS);
+		if (k == 0 || n + k > max)
 			return 0;
-		pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+		for (int j = 0; j < k; j++)
+			pfd[n++] = (struct pollfd){.fd = fds[j], .events = POLLIN};
 	}
 	if (a->console.enabled && a->console.input_open && serial_fd(&a->console.ser) >= 0 && n < max)
 		pfd[n++] = (struct pollfd){.fd = serial_fd(&a->console.ser), .events = POLLIN};
@@ -356,8 +358,8 @@ static void loop(struct appliance *a)
 	unsigned sleep_us = 20;
 	uint32_t last_busy_ms = net_now_ms() - RUN_WARM_MS;
 	uint32_t last_flush_ms = net_now_ms();
-	struct pollfd pfd[CONFIG_MAX_PORTS + 1];
-	int npfd = a->opt.busy_poll ? 0 : wait_fds(a, pfd, CONFIG_MAX_PORTS + 1);
+	struct pollfd pfd[CONFIG_MAX_PORTS * PORT_MAX_WAIT_FDS + 1];
+	int npfd = a->opt.busy_poll ? 0 : wait_fds(a, pfd, (int)(sizeof pfd / sizeof pfd[0]));
 	if (npfd)
 		printf("meshgate: event-driven polling: idle waits on %d descriptor%s\n", npfd, npfd == 1 ? "" : "s");
 	while (!sig_stop && !a->console.stop_requested) {
@@ -407,7 +409,7 @@ static void loop(struct appliance *a)
 		bool warm = now - last_busy_ms < RUN_WARM_MS;
 		if (npfd) {
 			/* again each time: the console's input may have closed */
-			npfd = wait_fds(a, pfd, CONFIG_MAX_PORTS + 1);
+			npfd = wait_fds(a, pfd, (int)(sizeof pfd / sizeof pfd[0]));
 		}
 		if (npfd) {
 			long us = warm ? RUN_EVENT_WARM_US : RUN_EVENT_COLD_US;

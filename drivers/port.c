@@ -13,6 +13,7 @@
 #include <time.h>
 #include <dirent.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -46,7 +47,8 @@ struct port {
 	char name[PORT_NAME_MAX];
 	char device[PORT_DEVICE_MAX];
 	unsigned mtu;
-	int wait_fd;            /* readable when a frame waits, or -1 */
+	int wait_fd[PORT_MAX_WAIT_FDS];   /* readable when a frame waits */
+	int nwait;
 	uint8_t mac[6];
 	uint16_t tx_count;
 	struct rte_mbuf *tx_batch[PORT_BURST];
@@ -386,7 +388,7 @@ static void wait_link(uint16_t port_id)
 	}
 }
 
-/* The interface name of an af_packet device string ("...,iface=NAME,...");
+/* The interface name of an af_packet or tap device string ("...,iface=NAME,...");
  * false when there is none or it is too long. */
 static bool afp_iface(const char *device, char name[IF_NAMESIZE])
 {
@@ -425,41 +427,65 @@ static int afp_set_mtu(const char *device, unsigned mtu)
 	return rc;
 }
 
-/* The af_packet driver's socket for `device`'s iface= (one queue pair: one
- * socket): the AF_PACKET socket of this process bound to that interface.
- * poll() on it says when the RX ring holds a frame, so an idle loop can
- * sleep until traffic comes instead of waking on a timer. -1 if none. */
-static int afp_find_fd(const char *device)
+/* Whether descriptor `fd` is the driver's receive queue for interface
+ * `ifindex`/`ifname`: an AF_PACKET socket bound to it (af_packet), or a
+ * tun/tap queue of it that is attached (tap; the driver's keep-alive queue
+ * is detached and never receives). */
+static bool is_rx_fd(int fd, bool tap, unsigned ifindex, const char *ifname)
+{
+	if (!tap) {
+		int domain = 0;
+		socklen_t len = sizeof domain;
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET)
+			return false;
+		struct sockaddr_ll sll;
+		len = sizeof sll;
+		return getsockname(fd, (struct sockaddr *)&sll, &len) == 0 && (unsigned)sll.sll_ifindex == ifindex;
+	}
+	char link[64], path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	if (strcmp(link, "/dev/net/tun") != 0)
+		return false;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	return ioctl(fd, TUNGETIFF, &ifr) == 0 && strcmp(ifr.ifr_name, ifname) == 0 &&
+	       !(ifr.ifr_flags & IFF_DETACH_QUEUE);
+}
+
+/* The driver's receive descriptors for `device`'s iface=: poll() on them
+ * says when a frame waits, so an idle loop can sleep until traffic comes
+ * instead of waking on a timer. af_packet has one socket per queue pair; the
+ * tap driver keeps more than one attached queue descriptor, and any of them
+ * may receive. Fills p->wait_fd[]; none when there are more than fit. */
+static void find_rx_fds(struct port *p, const char *device, bool tap)
 {
 	char ifname[IF_NAMESIZE];
+	p->nwait = 0;
 	if (!afp_iface(device, ifname))
-		return -1;
+		return;
 	unsigned ifindex = if_nametoindex(ifname);
 	if (!ifindex)
-		return -1;
+		return;
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
-		return -1;
-	int found = -1, matches = 0;
+		return;
+	int n = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
-		if (*end || fd < 0 || fd == dirfd(d))
+		if (*end || fd < 0 || fd == dirfd(d) || !is_rx_fd((int)fd, tap, ifindex, ifname))
 			continue;
-		int domain = 0;
-		socklen_t len = sizeof domain;
-		if (getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET)
-			continue;
-		struct sockaddr_ll sll;
-		len = sizeof sll;
-		if (getsockname((int)fd, (struct sockaddr *)&sll, &len) != 0 || (unsigned)sll.sll_ifindex != ifindex)
-			continue;
-		found = (int)fd;
-		matches++;
+		if (n < PORT_MAX_WAIT_FDS)
+			p->wait_fd[n] = (int)fd;
+		n++;
 	}
 	closedir(d);
-	return matches == 1 ? found : -1;
+	p->nwait = n <= PORT_MAX_WAIT_FDS ? n : 0;
 }
 
 /* af_packet's ring frames default to 2 KB: a jumbo frame needs bigger ones
@@ -629,7 +655,10 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		goto fail_pool;
 	}
 	wait_link(pid);
-	p->wait_fd = strncmp(ethname, "net_af_packet", 13) == 0 ? afp_find_fd(device) : -1;
+	if (strncmp(ethname, "net_af_packet", 13) == 0)
+		find_rx_fds(p, device, false);
+	else if (strncmp(ethname, "net_tap", 7) == 0)
+		find_rx_fds(p, device, true);
 	return p;
 
 fail_pool:
@@ -662,9 +691,13 @@ void port_mac(const struct port *port, uint8_t mac[6])
 	memcpy(mac, port->mac, 6);
 }
 
-int port_wait_fd(const struct port *port)
+int port_wait_fds(const struct port *port, int *fds, int max)
 {
-	return port->wait_fd;
+	if (port->nwait > max)
+		return 0;
+	for (int i = 0; i < port->nwait; i++)
+		fds[i] = port->wait_fd[i];
+	return port->nwait;
 }
 
 unsigned port_mtu(const struct port *port)

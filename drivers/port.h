@@ -76,10 +76,12 @@ void port_mac(const struct port *port, uint8_t mac[6]);
 const char *port_name(const struct port *port);
 unsigned port_mtu(const struct port *port);    /* the IP MTU set on the device */
 
-/* A descriptor that poll() reports readable when a frame is waiting in the
- * port's RX queue, or -1 when the device has none (then the run loop sleeps
- * on a timer). Today: af_packet's socket. Owned by the driver. */
-int port_wait_fd(const struct port *port);
+/* Descriptors that poll() reports readable when a frame is waiting in the
+ * port's RX queue: fills fds (at most max) and returns how many, 0 when the
+ * device has none (then the run loop sleeps on a timer). Today: af_packet's
+ * socket, or tap's attached queues. Owned by the driver. */
+#define PORT_MAX_WAIT_FDS 4
+int port_wait_fds(const struct port *port, int *fds, int max);
 
 /* Receive up to a burst; calls deliver() once per frame. The frame memory is
  * only valid during the call (the mbuf is freed after it returns).

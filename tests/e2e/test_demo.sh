@@ -30,6 +30,8 @@ for _ in $(seq 200); do
 	sleep 0.1
 done
 check "demo starts and says ready" grep -q 'meshgate: ready' "$work/meshgate.log"
+check "demo's idle waits are event-driven on the tap queue" \
+	grep -Eq 'event-driven polling: idle waits on [1-9][0-9]* descriptors?$' "$work/meshgate.log"
 for f in ca.pem gateway.pem gateway.key client.pem client.key intruder.pem intruder.key; do
 	[ -s "$state/$f" ] || { not_ok "demo PKI file $f generated"; continue; }
 done
