@@ -526,9 +526,20 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 	}
 	char probe_args[PORT_DEVICE_MAX + sizeof PORT_AFP_JUMBO_ARGS];
 	snprintf(probe_args, sizeof probe_args, "%s", device);
-	if (mtu > PORT_DEFAULT_MTU && strncmp(device, "net_af_packet", 13) == 0 &&
-	    !strstr(device, "framesz=") && !strstr(device, "blocksz="))
-		snprintf(probe_args, sizeof probe_args, "%s%s", device, PORT_AFP_JUMBO_ARGS);
+	const char *fz = strstr(device, "framesz=");
+	if (mtu > PORT_DEFAULT_MTU && strncmp(device, "net_af_packet", 13) == 0) {
+		/* a ring frame holds the packet header (~80 bytes) and the frame;
+		 * the driver wants a whole ring frame to fit one mbuf */
+		unsigned lo = mtu + RTE_ETHER_HDR_LEN + 128;
+		unsigned long v = fz ? strtoul(fz + 8, NULL, 10) : 0;
+		if (fz && (v < lo || v > PORT_JUMBO_ROOM)) {
+			fail(err, errlen, mark, "port %s: framesz=%lu in '%s' does not fit MTU %u frames (use %u-%u, "
+			     "or leave framesz and blocksz out)", name, v, device, mtu, lo, PORT_JUMBO_ROOM);
+			return NULL;
+		}
+		if (!fz && !strstr(device, "blocksz="))
+			snprintf(probe_args, sizeof probe_args, "%s%s", device, PORT_AFP_JUMBO_ARGS);
+	}
 	if (mbufs == 0)    /* jumbo mbufs are 5x larger: half as many */
 		mbufs = mtu > PORT_DEFAULT_MTU ? PORT_DEFAULT_MBUFS / 2 : PORT_DEFAULT_MBUFS;
 	if (mbufs < 2 * PORT_RX_DESC) {

@@ -62,3 +62,12 @@ expect_eq "config validate refuses mtu 9216" "$rc" 2
 check "the error names the file, line and field ($out)" grep -q "jumbo-bad.yaml:[0-9]*:.*spec.ports\[0\].mtu" <<<"$out"
 code=$(cli_curl frontend -o /dev/null -w '%{http_code}' https://meshgate.test:8443/)
 expect_eq "the running meshgate keeps serving" "$code" 200
+
+# --- ring frames too small for the MTU: refused at start with the reason
+kill "$E2E_MG_PID"; wait "$E2E_MG_PID" 2>/dev/null; E2E_MG_PID=
+small=$E2E_WORK/jumbo-small.yaml
+sed 's/iface=mge-c1"/iface=mge-c1,framesz=2048"/' "$cfg" >"$small"
+out=$(timeout 30 "$MESHGATE" run --config "$small" --console none 2>&1); rc=$?
+check "framesz too small for MTU 9000 is refused at start (exit $rc)" test "$rc" -ne 0
+check "the error names the port, framesz and MTU ($(grep -m1 framesz <<<"$out"))" \
+	grep -q "spec.ports\[0\].device: port outside: framesz=2048 .* does not fit MTU 9000 frames" <<<"$out"

@@ -14,6 +14,7 @@
 
 #include "appliance/accesslog.h"
 #include "appliance/policy.h"
+#include "appliance/strjoin.h"
 
 static char line[ACCESSLOG_LINE_MAX];
 
@@ -237,6 +238,25 @@ static void test_timestamp(void **state)
 	assert_string_equal(ts, "2000-02-29T00:00:00.000001Z");
 }
 
+/* str_join (appliance/strjoin.h): like snprintf("%s%s%s") */
+static void test_str_join(void **state)
+{
+	char b[8];
+	assert_int_equal(str_join(b, sizeof b, "spiffe", "://", NULL), 9);   /* truncated */
+	assert_string_equal(b, "spiffe:");
+	assert_int_equal(str_join(b, sizeof b, NULL, "ab", "c"), 3);
+	assert_string_equal(b, "abc");
+	assert_int_equal(str_join(b, sizeof b, "", NULL, ""), 0);
+	assert_string_equal(b, "");
+	assert_int_equal(str_join(b, 1, "xyz", NULL, NULL), 3);
+	assert_string_equal(b, "");
+	memset(b, 'q', sizeof b);
+	assert_int_equal(str_join(b, 0, "xyz", NULL, NULL), 3);        /* writes nothing */
+	assert_int_equal(b[0], 'q');
+	assert_int_equal(str_join(b, sizeof b, "1234567", "8", NULL), 8);
+	assert_string_equal(b, "1234567");
+}
+
 /* numbers are written without printf: edges of the hand-made decimal */
 static void test_numbers(void **state)
 {
@@ -270,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_syslog_frame),
 		cmocka_unit_test(test_timestamp),
 		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_str_join),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
