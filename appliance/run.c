@@ -37,33 +37,47 @@
 #define DEMO_HOST_ADDR "198.18.3.1"
 #define DEMO_GW_ADDR "198.18.3.2"
 
-/* The embedded demo default: one tap port, the built-in demo service, one
- * ALLOW policy for the demo client identity. Paths resolve in the state dir. */
-static const char demo_config[] =
-	"apiVersion: meshgate.dev/v1alpha1\n"
-	"kind: Appliance\n"
-	"metadata: {name: demo}\n"
-	"spec:\n"
-	"  trustDomain: cluster.local\n"
-	"  identity: {certificateChain: gateway.pem, privateKey: gateway.key}\n"
-	"  trustBundles:\n"
-	"    - {trustDomain: cluster.local, roots: ca.pem}\n"
-	"  ports:\n"
-	"    - {name: demo, device: \"net_tap0,iface=" DEMO_TAP "\", address: " DEMO_GW_ADDR "/24}\n"
-	"  services:\n"
-	"    - {name: hello, namespace: demo, labels: {app: hello}, demo: true}\n"
-	"  listeners:\n"
-	"    - {name: hello, port: demo, listen: 8443, protocol: http, service: hello}\n"
-	"  admin: {port: demo, listen: 9443, allowedPrincipals: [\"cluster.local/ns/demo/sa/client\"]}\n"
-	"---\n"
-	"apiVersion: security.istio.io/v1\n"
-	"kind: AuthorizationPolicy\n"
-	"metadata: {name: allow-demo-client, namespace: demo}\n"
-	"spec:\n"
-	"  selector: {matchLabels: {app: hello}}\n"
-	"  action: ALLOW\n"
-	"  rules:\n"
-	"    - from: [{source: {principals: [\"cluster.local/ns/demo/sa/client\"]}}]\n";
+/* The embedded demo: one port, the built-in demo service, one ALLOW policy
+ * for the demo client identity; paths resolve in the state dir. The host
+ * demo (`make run`) puts it on a tap with the admin console; the image
+ * (run_init.c) on the machine's first NIC. Returns buf, or NULL if it does
+ * not fit. */
+const char *run_demo_config(char *buf, size_t len, const char *port_name, const char *port_fields,
+			    bool with_admin)
+{
+	char admin[160] = "";
+	if (with_admin)
+		snprintf(admin, sizeof admin,
+			 "  admin: {port: %s, listen: 9443, allowedPrincipals: [\"cluster.local/ns/demo/sa/client\"]}\n",
+			 port_name);
+	int n = snprintf(buf, len,
+		"apiVersion: meshgate.dev/v1alpha1\n"
+		"kind: Appliance\n"
+		"metadata: {name: demo}\n"
+		"spec:\n"
+		"  trustDomain: cluster.local\n"
+		"  identity: {certificateChain: gateway.pem, privateKey: gateway.key}\n"
+		"  trustBundles:\n"
+		"    - {trustDomain: cluster.local, roots: ca.pem}\n"
+		"  ports:\n"
+		"    - {name: %s, %s}\n"
+		"  services:\n"
+		"    - {name: hello, namespace: demo, labels: {app: hello}, demo: true}\n"
+		"  listeners:\n"
+		"    - {name: hello, port: %s, listen: 8443, protocol: http, service: hello}\n"
+		"%s"
+		"---\n"
+		"apiVersion: security.istio.io/v1\n"
+		"kind: AuthorizationPolicy\n"
+		"metadata: {name: allow-demo-client, namespace: demo}\n"
+		"spec:\n"
+		"  selector: {matchLabels: {app: hello}}\n"
+		"  action: ALLOW\n"
+		"  rules:\n"
+		"    - from: [{source: {principals: [\"cluster.local/ns/demo/sa/client\"]}}]\n",
+		port_name, port_fields, port_name, admin);
+	return n > 0 && (size_t)n < len ? buf : NULL;
+}
 
 static volatile sig_atomic_t sig_reload, sig_stop;
 
@@ -115,7 +129,14 @@ static int load_all(struct appliance *a, struct config **cfg_out, struct tls_cre
 	if (a->upload_text) {
 		r = config_load_buffer("upload", a->upload_base_dir, a->upload_text, a->upload_len, cfg, errs);
 	} else if (a->demo) {
-		const char *text = a->opt.demo_config ? a->opt.demo_config : demo_config;
+		static char host_demo[2048];
+		const char *text = a->opt.demo_config ? a->opt.demo_config
+			: run_demo_config(host_demo, sizeof host_demo, "demo",
+					  "device: \"net_tap0,iface=" DEMO_TAP "\", address: " DEMO_GW_ADDR "/24", true);
+		if (!text) {
+			fprintf(out, "meshgate: the demo configuration does not fit its buffer\n");
+			goto done;
+		}
 		r = config_load_buffer("<embedded demo>", a->state_dir, text, strlen(text), cfg, errs);
 	}
 	else

@@ -133,38 +133,14 @@ static int prepare_ports(struct config *cfg, char *err, size_t len)
 	return 0;
 }
 
-/* The embedded demo of the image, on the machine's first NIC: the same
- * service, listener and policy as the host demo in run.c, on QEMU user
- * networking's addresses instead of a tap. */
+/* The embedded demo of the image (run_demo_config, as the host demo) on the
+ * machine's first NIC, at QEMU user networking's addresses. */
 static const char *image_demo_config(char *buf, size_t len, const char *pci)
 {
-	int n = snprintf(buf, len,
-		"apiVersion: meshgate.dev/v1alpha1\n"
-		"kind: Appliance\n"
-		"metadata: {name: demo}\n"
-		"spec:\n"
-		"  trustDomain: cluster.local\n"
-		"  identity: {certificateChain: gateway.pem, privateKey: gateway.key}\n"
-		"  trustBundles:\n"
-		"    - {trustDomain: cluster.local, roots: ca.pem}\n"
-		"  ports:\n"
-		"    - {name: net0, device: \"%s\", address: " IMAGE_DEMO_ADDR "/" IMAGE_DEMO_PREFIX
-		", gateway: " IMAGE_DEMO_GW "}\n"
-		"  services:\n"
-		"    - {name: hello, namespace: demo, labels: {app: hello}, demo: true}\n"
-		"  listeners:\n"
-		"    - {name: hello, port: net0, listen: 8443, protocol: http, service: hello}\n"
-		"---\n"
-		"apiVersion: security.istio.io/v1\n"
-		"kind: AuthorizationPolicy\n"
-		"metadata: {name: allow-demo-client, namespace: demo}\n"
-		"spec:\n"
-		"  selector: {matchLabels: {app: hello}}\n"
-		"  action: ALLOW\n"
-		"  rules:\n"
-		"    - from: [{source: {principals: [\"cluster.local/ns/demo/sa/client\"]}}]\n",
-		pci);
-	return n > 0 && (size_t)n < len ? buf : NULL;
+	char port[160];
+	snprintf(port, sizeof port, "device: \"%s\", address: " IMAGE_DEMO_ADDR "/" IMAGE_DEMO_PREFIX
+		 ", gateway: " IMAGE_DEMO_GW, pci);
+	return run_demo_config(buf, len, "net0", port, false);
 }
 
 int run_as_init(int argc, char **argv)

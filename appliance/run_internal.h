@@ -57,6 +57,12 @@ extern struct appliance the_appliance;
 int run_inner(struct appliance *a);
 void run_teardown(struct appliance *a);
 
+/* The embedded demo configuration (run.c) on one port `port_name` with the
+ * given YAML flow fields (device, address...); with_admin adds the admin
+ * console on it. Returns buf, or NULL when it does not fit. */
+const char *run_demo_config(char *buf, size_t len, const char *port_name, const char *port_fields,
+			    bool with_admin);
+
 /* Re-reads the configuration; prints the outcome to `out`. 0 = applied. */
 int run_reload(struct appliance *a, FILE *out);
 
