@@ -27,11 +27,7 @@ PIDS=()
 teardown() {
 	[ -n "$MG_PID" ] && kill "$MG_PID" 2>/dev/null && wait "$MG_PID" 2>/dev/null
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for ns in $NS_CLI $NS_UP; do ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null; done
-	ip link del mga-c1 2>/dev/null
-	ip link del mga-u1 2>/dev/null
-	ip netns del $NS_CLI 2>/dev/null
-	ip netns del $NS_UP 2>/dev/null
+	topo_teardown mga
 	MG_PID=
 	return 0
 }
@@ -45,20 +41,8 @@ done
 teardown
 rm -rf "$WORK"; mkdir -p "$WORK" "$ART"
 bash "$TESTS_TOP/tests/pki/gen.sh" "$PKI" >/dev/null
-ip netns add $NS_CLI
-ip netns add $NS_UP
-ip link add mga-c1 type veth peer name mga-c0 netns $NS_CLI
-ip link add mga-u1 type veth peer name mga-u0 netns $NS_UP
-for l in mga-c1 mga-u1; do sysctl -qw net.ipv6.conf.$l.disable_ipv6=1 2>/dev/null; ip link set $l up; done
-ip -n $NS_CLI link set lo up
-ip -n $NS_CLI addr add 198.18.20.1/24 dev mga-c0
+topo_setup mga 198.18.20.1 $UP_IP
 ip -n $NS_CLI addr add 198.18.20.3/24 dev mga-c0
-ip -n $NS_CLI link set mga-c0 up
-ip -n $NS_UP link set lo up
-ip -n $NS_UP addr add $UP_IP/24 dev mga-u0
-ip -n $NS_UP link set mga-u0 up
-ip netns exec $NS_CLI ethtool -K mga-c0 tx off tso off gso off >/dev/null 2>&1
-ip netns exec $NS_UP ethtool -K mga-u0 tx off tso off gso off >/dev/null 2>&1
 
 ip netns exec $NS_UP python3 "$TESTS_TOP/tests/e2e/upstream.py" $UP_IP >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)

@@ -38,11 +38,7 @@ teardown() {
 	for p in $LOOP_PID $SLOW_PID; do kill "$p" 2>/dev/null; done
 	[ -n "$MG_PID" ] && kill "$MG_PID" 2>/dev/null && wait "$MG_PID" 2>/dev/null
 	[ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null
-	for ns in $NS_UP $NS_CLI; do ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null; done
-	ip link del mgc-c1 2>/dev/null
-	ip link del mgc-u1 2>/dev/null
-	ip netns del $NS_CLI 2>/dev/null
-	ip netns del $NS_UP 2>/dev/null
+	topo_teardown mgc
 	MG_PID= UP_PID= LOOP_PID= SLOW_PID=
 	return 0
 }
@@ -53,23 +49,7 @@ setup() {
 	teardown
 	mkdir -p "$W"
 	bash "$TESTS_TOP/tests/pki/gen.sh" "$PKI" >/dev/null
-	ip netns add $NS_CLI
-	ip netns add $NS_UP
-	ip link add mgc-c1 type veth peer name mgc-c0 netns $NS_CLI
-	ip link add mgc-u1 type veth peer name mgc-u0 netns $NS_UP
-	for l in mgc-c1 mgc-u1; do
-		sysctl -qw net.ipv6.conf.$l.disable_ipv6=1 2>/dev/null
-		ip link set $l up
-	done
-	ip -n $NS_CLI link set lo up
-	ip -n $NS_CLI addr add 198.18.16.1/24 dev mgc-c0
-	ip -n $NS_CLI link set mgc-c0 up
-	ip -n $NS_UP link set lo up
-	ip -n $NS_UP addr add $UP_IP/24 dev mgc-u0
-	ip -n $NS_UP link set mgc-u0 up
-	# af_packet on veth: the kernel side computes checksums and segments
-	ip netns exec $NS_CLI ethtool -K mgc-c0 tx off tso off gso off >/dev/null 2>&1
-	ip netns exec $NS_UP ethtool -K mgc-u0 tx off tso off gso off >/dev/null 2>&1
+	topo_setup mgc 198.18.16.1 $UP_IP
 }
 
 start_upstream() {

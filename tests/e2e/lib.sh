@@ -26,12 +26,7 @@ e2e_teardown() {
 	[ -n "$E2E_MG_PID" ] && kill "$E2E_MG_PID" 2>/dev/null && wait "$E2E_MG_PID" 2>/dev/null
 	[ -n "$E2E_UP_PID" ] && kill "$E2E_UP_PID" 2>/dev/null
 	[ -n "${E2E_NGINX_PID:-}" ] && kill "$E2E_NGINX_PID" 2>/dev/null
-	ip netns pids $NS_UP 2>/dev/null | xargs -r kill 2>/dev/null
-	ip netns pids $NS_CLI 2>/dev/null | xargs -r kill 2>/dev/null
-	ip link del mge-c1 2>/dev/null
-	ip link del mge-u1 2>/dev/null
-	ip netns del $NS_CLI 2>/dev/null
-	ip netns del $NS_UP 2>/dev/null
+	topo_teardown mge
 	E2E_MG_PID= E2E_UP_PID= E2E_NGINX_PID=
 	return 0
 }
@@ -40,24 +35,7 @@ e2e_setup() {
 	e2e_teardown
 	mkdir -p "$E2E_WORK"
 	bash "$TESTS_TOP/tests/pki/gen.sh" "$E2E_PKI" >/dev/null
-	ip netns add $NS_CLI
-	ip netns add $NS_UP
-	ip link add mge-c1 type veth peer name mge-c0 netns $NS_CLI
-	ip link add mge-u1 type veth peer name mge-u0 netns $NS_UP
-	for l in mge-c1 mge-u1; do
-		sysctl -qw net.ipv6.conf.$l.disable_ipv6=1 2>/dev/null
-		ip link set $l up
-	done
-	ip -n $NS_CLI link set lo up
-	ip -n $NS_CLI addr add 198.18.0.1/24 dev mge-c0
-	ip -n $NS_CLI link set mge-c0 up
-	ip -n $NS_UP link set lo up
-	ip -n $NS_UP addr add $UP_IP/24 dev mge-u0
-	ip -n $NS_UP link set mge-u0 up
-	# veth hands af_packet partial checksums and 64 KB GSO frames: the
-	# kernel side must compute checksums and segment itself.
-	ip netns exec $NS_CLI ethtool -K mge-c0 tx off tso off gso off >/dev/null 2>&1
-	ip netns exec $NS_UP ethtool -K mge-u0 tx off tso off gso off >/dev/null 2>&1
+	topo_setup mge 198.18.0.1 $UP_IP
 	# E2E_MTU (jumbo frames): the namespace ends; meshgate sets its own ends
 	# from the ports' mtu (e2e_write_config)
 	if [ -n "${E2E_MTU:-}" ]; then
