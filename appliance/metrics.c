@@ -2,9 +2,9 @@
 #include "appliance/metrics.h"
 #include "appliance/policy.h"
 #include "appliance/strjoin.h"
+#include "appliance/textw.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -258,84 +258,34 @@ void metrics_policy_decision(struct metrics *m, const struct policy_decision *d)
 				     d->dry_run_action == POLICY_DENY, true);
 }
 
-/* ------------------------------------------------------------ writer */
+/* ------------------------------------------------------------ writer (textw.h) */
 
-struct writer { char *buf; size_t size, pos; bool full; };
-
-static void w_bytes(struct writer *w, const char *s, size_t n)
-{
-	if (w->full || w->pos + n > w->size) {
-		w->full = true;
-		return;
-	}
-	memcpy(w->buf + w->pos, s, n);
-	w->pos += n;
-}
-
-static void w_str(struct writer *w, const char *s) { w_bytes(w, s, strlen(s)); }
-
-__attribute__((format(printf, 2, 3)))
-static void w_fmt(struct writer *w, const char *fmt, ...)
-{
-	if (w->full)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(w->buf + w->pos, w->size - w->pos, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= w->size - w->pos)
-		w->full = true;
-	else
-		w->pos += (size_t)n;
-}
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid
- * (overlong, surrogate, above U+10FFFF, truncated). */
-static size_t utf8_valid_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	if (c < 0x80) return 1;
-	size_t len;
-	uint32_t cp, min;
-	if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; min = 0x80; }
-	else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; min = 0x800; }
-	else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; min = 0x10000; }
-	else return 0;
-	if (len > n) return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80) return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-	return len;
-}
-
-static void w_label_value(struct writer *w, const char *s)
+static void w_label_value(struct textw *w, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
 	for (size_t i = 0; i < n;) {
 		unsigned char c = p[i];
-		if (c == '\\') { w_str(w, "\\\\"); i++; continue; }
-		if (c == '"') { w_str(w, "\\\""); i++; continue; }
-		if (c == '\n') { w_str(w, "\\n"); i++; continue; }
+		if (c == '\\') { tw_str(w, "\\\\"); i++; continue; }
+		if (c == '"') { tw_str(w, "\\\""); i++; continue; }
+		if (c == '\n') { tw_str(w, "\\n"); i++; continue; }
 		size_t l = utf8_valid_len(p + i, n - i);
-		if (l == 0) { w_str(w, "\xef\xbf\xbd"); i++; continue; }
-		w_bytes(w, s + i, l);
+		if (l == 0) { tw_str(w, "\xef\xbf\xbd"); i++; continue; }
+		tw_bytes(w, s + i, l);
 		i += l;
 	}
 }
 
-static void w_label(struct writer *w, bool first, const char *name, const char *value)
+static void w_label(struct textw *w, bool first, const char *name, const char *value)
 {
-	w_str(w, first ? "{" : ",");
-	w_str(w, name);
-	w_str(w, "=\"");
+	tw_str(w, first ? "{" : ",");
+	tw_str(w, name);
+	tw_str(w, "=\"");
 	w_label_value(w, value);
-	w_str(w, "\"");
+	tw_str(w, "\"");
 }
 
-static void w_istio_labels(struct writer *w, const struct metrics_key *k, bool with_code)
+static void w_istio_labels(struct textw *w, const struct metrics_key *k, bool with_code)
 {
 	w_label(w, true, "reporter", "destination");
 	w_label(w, false, "source_principal", k->source_principal);
@@ -343,7 +293,7 @@ static void w_istio_labels(struct writer *w, const struct metrics_key *k, bool w
 	w_label(w, false, "destination_service_name", k->destination_service);
 	w_label(w, false, "destination_service_namespace", k->destination_namespace);
 	if (with_code)
-		w_fmt(w, ",response_code=\"%u\"", k->response_code);
+		tw_fmt(w, ",response_code=\"%u\"", k->response_code);
 	w_label(w, false, "connection_security_policy", k->mutual_tls ? "mutual_tls" : "none");
 }
 
@@ -419,14 +369,14 @@ static void next_family(struct metrics_render_state *st)
 
 /* Writes one unit (a header, one sample line, or nothing when moving to
  * the next family). Returns false when the exposition is complete. */
-static bool step(const struct render_ctx *r, struct metrics_render_state *st, struct writer *w)
+static bool step(const struct render_ctx *r, struct metrics_render_state *st, struct textw *w)
 {
 	const struct metrics *m = r->m;
 	if (st->section >= F_END)
 		return false;
 	const char *name = families[st->section].name;
 	if (st->item < 0) {
-		w_fmt(w, "# HELP %s %s\n# TYPE %s %s\n", name, families[st->section].help, name,
+		tw_fmt(w, "# HELP %s %s\n# TYPE %s %s\n", name, families[st->section].help, name,
 		      families[st->section].type);
 		st->item = 0;
 		st->sub = 0;
@@ -437,31 +387,31 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 	case F_REQ_TOTAL: {
 		const struct metrics_request_series *s = req_at(m, i);
 		if (!s) break;
-		w_str(w, name);
+		tw_str(w, name);
 		w_istio_labels(w, &s->key, true);
-		w_fmt(w, "} %" PRIu64 "\n", s->requests);
+		tw_fmt(w, "} %" PRIu64 "\n", s->requests);
 		st->item++;
 		return true;
 	}
 	case F_REQ_DURATION: {
 		const struct metrics_request_series *s = req_at(m, i);
 		if (!s) break;
-		w_str(w, name);
+		tw_str(w, name);
 		if (st->sub <= METRICS_NBUCKETS) {
 			uint64_t cum = 0;
 			for (int b = 0; b <= st->sub; b++)
 				cum += s->buckets[b];
-			w_str(w, "_bucket");
+			tw_str(w, "_bucket");
 			w_istio_labels(w, &s->key, true);
-			w_fmt(w, ",le=\"%s\"} %" PRIu64 "\n", bucket_le[st->sub], cum);
+			tw_fmt(w, ",le=\"%s\"} %" PRIu64 "\n", bucket_le[st->sub], cum);
 		} else if (st->sub == METRICS_NBUCKETS + 1) {
-			w_str(w, "_sum");
+			tw_str(w, "_sum");
 			w_istio_labels(w, &s->key, true);
-			w_fmt(w, "} %" PRIu64 ".%03" PRIu64 "\n", s->duration_sum_us / 1000, s->duration_sum_us % 1000);
+			tw_fmt(w, "} %" PRIu64 ".%03" PRIu64 "\n", s->duration_sum_us / 1000, s->duration_sum_us % 1000);
 		} else {
-			w_str(w, "_count");
+			tw_str(w, "_count");
 			w_istio_labels(w, &s->key, true);
-			w_fmt(w, "} %" PRIu64 "\n", s->requests);
+			tw_fmt(w, "} %" PRIu64 "\n", s->requests);
 		}
 		if (++st->sub > METRICS_NBUCKETS + 2) {
 			st->sub = 0;
@@ -474,9 +424,9 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 		if (!s) break;
 		uint64_t v = st->section == F_TCP_OPENED ? s->opened : st->section == F_TCP_CLOSED ? s->closed :
 			     st->section == F_TCP_SENT ? s->sent_bytes : s->received_bytes;
-		w_str(w, name);
+		tw_str(w, name);
 		w_istio_labels(w, &s->key, false);
-		w_fmt(w, "} %" PRIu64 "\n", v);
+		tw_fmt(w, "} %" PRIu64 "\n", v);
 		st->item++;
 		return true;
 	}
@@ -485,9 +435,9 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 			? named_at(m->refusals, m->nrefusals, METRICS_REASONS, i)
 			: named_at(m->tls, m->ntls, METRICS_TLS_RESULTS, i);
 		if (!c) break;
-		w_str(w, name);
+		tw_str(w, name);
 		w_label(w, true, st->section == F_REFUSALS ? "reason" : "result", c->name);
-		w_fmt(w, "} %" PRIu64 "\n", c->value);
+		tw_fmt(w, "} %" PRIu64 "\n", c->value);
 		st->item++;
 		return true;
 	}
@@ -496,20 +446,20 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 		if (i < m->ndecisions) d = &m->decisions[i];
 		else if (i == m->ndecisions && m->decisions[METRICS_DECISIONS].value) d = &m->decisions[METRICS_DECISIONS];
 		if (!d) break;
-		w_str(w, name);
+		tw_str(w, name);
 		w_label(w, true, "policy", d->policy);
 		w_label(w, false, "action", d == &m->decisions[METRICS_DECISIONS] ? "overflow" : d->deny ? "deny" : "allow");
 		w_label(w, false, "dry_run", d->dry_run ? "true" : "false");
-		w_fmt(w, "} %" PRIu64 "\n", d->value);
+		tw_fmt(w, "} %" PRIu64 "\n", d->value);
 		st->item++;
 		return true;
 	}
 	case F_POOL_IN_USE: case F_POOL_SIZE: {
 		if (i >= r->npools) break;
 		const struct metrics_pool_sample *p = &r->pools[i];
-		w_str(w, name);
+		tw_str(w, name);
 		w_label(w, true, "pool", p->name ? p->name : "unknown");
-		w_fmt(w, "} %" PRIu64 "\n", st->section == F_POOL_IN_USE ? p->in_use : p->size);
+		tw_fmt(w, "} %" PRIu64 "\n", st->section == F_POOL_IN_USE ? p->in_use : p->size);
 		st->item++;
 		return true;
 	}
@@ -527,17 +477,17 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 		case F_PORT_TX_DROPPED: v = p->tx_dropped; break;
 		default: v = p->link_up ? 1 : 0;
 		}
-		w_str(w, name);
+		tw_str(w, name);
 		w_label(w, true, "port", p->name ? p->name : "unknown");
-		w_fmt(w, "} %" PRIu64 "\n", v);
+		tw_fmt(w, "} %" PRIu64 "\n", v);
 		st->item++;
 		return true;
 	}
 	case F_OVERFLOW:
 		if (i >= (int)(sizeof(m->overflow) / sizeof(m->overflow[0]))) break;
-		w_str(w, name);
+		tw_str(w, name);
 		w_label(w, true, "table", overflow_table_names[i]);
-		w_fmt(w, "} %" PRIu64 "\n", m->overflow[i]);
+		tw_fmt(w, "} %" PRIu64 "\n", m->overflow[i]);
 		st->item++;
 		return true;
 	case F_END:
@@ -577,7 +527,7 @@ size_t metrics_render_chunk(const struct metrics *m, const struct metrics_source
 		return 0;
 	struct render_ctx r;
 	gather(&r, m, src);
-	struct writer w = { buf, len, 0, false };
+	struct textw w = { buf, len, 0, false };
 	for (;;) {
 		struct metrics_render_state saved = *st;
 		size_t mark = w.pos;
@@ -600,7 +550,7 @@ enum metrics_err metrics_render(const struct metrics *m, const struct metrics_so
 	gather(&r, m, src);
 	struct metrics_render_state st;
 	metrics_render_begin(&st);
-	struct writer w = { buf, len ? len - 1 : 0, 0, false };
+	struct textw w = { buf, len ? len - 1 : 0, 0, false };
 	while (step(&r, &st, &w) && !w.full)
 		;
 	*written = w.pos;
