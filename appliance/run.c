@@ -343,7 +343,7 @@ static void print_demo_help(const struct appliance *a)
 #define RUN_EVENT_COLD_US 20000     /* event-driven: longest wait when idle (timers) */
 
 /* Event-driven waiting: when every port has a descriptor that poll() reports
- * readable on a waiting frame (drivers/port.h, port_wait_fd), the idle loop
+ * readable on a waiting frame (drivers/port.h, port_wait_fds), the idle loop
  * sleeps in ppoll() until a frame, console input, a signal or the next
  * timer, instead of waking on a short timer to look. Returns the number of
  * descriptors, 0 if some port has none (then the loop sleeps on a timer). */

@@ -388,9 +388,9 @@ static void wait_link(uint16_t port_id)
 	}
 }
 
-/* The interface name of an af_packet or tap device string ("...,iface=NAME,...");
+/* The interface name in an af_packet or tap device string ("...,iface=NAME,...");
  * false when there is none or it is too long. */
-static bool afp_iface(const char *device, char name[IF_NAMESIZE])
+static bool devargs_iface(const char *device, char name[IF_NAMESIZE])
 {
 	const char *i = strstr(device, "iface=");
 	if (!i)
@@ -410,7 +410,7 @@ static int afp_set_mtu(const char *device, unsigned mtu)
 {
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
-	if (!afp_iface(device, ifr.ifr_name))
+	if (!devargs_iface(device, ifr.ifr_name))
 		return -EINVAL;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -465,7 +465,7 @@ static void find_rx_fds(struct port *p, const char *device, bool tap)
 {
 	char ifname[IF_NAMESIZE];
 	p->nwait = 0;
-	if (!afp_iface(device, ifname))
+	if (!devargs_iface(device, ifname))
 		return;
 	unsigned ifindex = if_nametoindex(ifname);
 	if (!ifindex)
