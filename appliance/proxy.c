@@ -327,21 +327,17 @@ static int conn_authorize(void *arg, const struct tls_peer *peer)
  * ACK rides on the reply before that. */
 #define PROXY_ACK_DELAY_US 1000u
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
+/* proxy.acks is a FIFO (a ring of pool_size entries: a connection is on it
+ * at most once); every entry is due PROXY_ACK_DELAY_US after it was queued,
+ * so the ring is in due order and acks_flush only looks at its head. */
 static void ack_later(struct conn *c)
 {
 	if (c->ack_listed)
 		return;
 	struct proxy *p = c->proxy;
 	c->ack_listed = true;
-	c->ack_due_us = mono_us() + PROXY_ACK_DELAY_US;
-	p->acks[p->nacks++] = c;
+	c->ack_due_us = net_now_us() + PROXY_ACK_DELAY_US;
+	p->acks[(p->acks_head + p->nacks++) % p->pool_size] = c;
 }
 
 static bool ack_owed(struct tcp_pcb *pcb)
@@ -357,28 +353,27 @@ static void ack_send(struct tcp_pcb *pcb)
 	tcp_output(pcb);
 }
 
-/* Sends the ACKs that came due; keeps the rest listed. */
+/* Sends the ACKs that came due (an ACK that went out with data meanwhile
+ * is not owed any more); stops at the first entry not yet due. */
 static void acks_flush(struct proxy *p)
 {
 	if (!p->nacks)
 		return;
-	uint64_t now = mono_us();
-	unsigned keep = 0;
-	for (unsigned i = 0; i < p->nacks; i++) {
-		struct conn *c = p->acks[i];
+	uint64_t now = net_now_us();
+	while (p->nacks) {
+		struct conn *c = p->acks[p->acks_head];
 		bool owed = c->in_use && (ack_owed(c->down) || ack_owed(c->up));
-		if (owed && now < c->ack_due_us) {
-			p->acks[keep++] = c;
-			continue;
-		}
+		if (owed && now < c->ack_due_us)
+			break;
 		if (owed) {
 			ack_send(c->down);
 			ack_send(c->up);
 			p->counters.delayed_acks++;
 		}
 		c->ack_listed = false;
+		p->acks_head = (p->acks_head + 1) % p->pool_size;
+		p->nacks--;
 	}
-	p->nacks = keep;
 }
 
 /* Both sides' receive callback: queue the segment on `ring` (or note EOF)

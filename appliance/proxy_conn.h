@@ -127,8 +127,8 @@ struct proxy {
 	unsigned nactive;
 	struct conn **dirty;
 	unsigned ndirty;
-	struct conn **acks;          /* connections that may owe a delayed ACK */
-	unsigned nacks;
+	struct conn **acks;          /* ring of connections that may owe a delayed ACK */
+	unsigned acks_head, nacks;
 	uint64_t next_id;
 	bool draining;
 	uint32_t now_ms;

@@ -71,7 +71,9 @@ void net_if_get_stats(const struct net_if *nif, struct net_if_stats *out);
 /* Runs lwIP's timers when due; call every loop iteration. */
 void net_timers(void);
 
-/* Milliseconds on CLOCK_MONOTONIC (also lwIP's sys_now()). */
+/* Milliseconds and microseconds on CLOCK_MONOTONIC (net_now_ms is also
+ * lwIP's sys_now()). */
 uint32_t net_now_ms(void);
+uint64_t net_now_us(void);
 
 #endif

@@ -9,12 +9,17 @@
 #include "lwip/sys.h"
 #include "net/stack.h"
 
-uint32_t net_now_ms(void)
+uint64_t net_now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint32_t net_now_ms(void)
+{
 	/* wraps every ~49 days; lwIP compares with u32 differences */
-	return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+	return (uint32_t)(net_now_us() / 1000u);
 }
 
 u32_t sys_now(void)
