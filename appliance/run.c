@@ -340,7 +340,9 @@ static void print_demo_help(const struct appliance *a)
 #define RUN_COLD_SLEEP_US 1000      /* longest sleep when idle */
 #define RUN_LOG_FLUSH_MS 100        /* buffered stdout is written at least this often */
 #define RUN_EVENT_WARM_US 1000      /* event-driven: longest wait while warm (delayed ACKs) */
-#define RUN_EVENT_COLD_US 20000     /* event-driven: longest wait when idle (timers) */
+#define RUN_EVENT_COLD_MS 250       /* event-driven: longest wait when idle; lwIP's next
+				     * timer may cut it shorter; the egress and admin
+				     * timeouts (seconds) are checked at least this often */
 
 /* Event-driven waiting: when every port has a descriptor that poll() reports
  * readable on a waiting frame (drivers/port.h, port_wait_fds), the idle loop
@@ -433,8 +435,12 @@ static void loop(struct appliance *a)
 			npfd = wait_fds(a, pfd, (int)(sizeof pfd / sizeof pfd[0]));
 		}
 		if (npfd) {
-			long us = warm ? RUN_EVENT_WARM_US : RUN_EVENT_COLD_US;
-			struct timespec ts = {0, us * 1000};
+			long us = RUN_EVENT_WARM_US;
+			if (!warm) {
+				uint32_t due = net_timers_due_ms();
+				us = (long)(due < RUN_EVENT_COLD_MS ? due : RUN_EVENT_COLD_MS) * 1000;
+			}
+			struct timespec ts = {us / 1000000, us % 1000000 * 1000};
 			ppoll(pfd, (nfds_t)npfd, &ts, NULL);
 			/* A packet socket reports an interface going down as a
 			 * pending socket error, and poll() says POLLERR until it is

@@ -156,3 +156,8 @@ void net_timers(void)
 {
 	sys_check_timeouts();
 }
+
+uint32_t net_timers_due_ms(void)
+{
+	return sys_timeouts_sleeptime();   /* SYS_TIMEOUTS_SLEEPTIME_INFINITE when none */
+}

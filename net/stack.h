@@ -70,6 +70,8 @@ void net_if_get_stats(const struct net_if *nif, struct net_if_stats *out);
 
 /* Runs lwIP's timers when due; call every loop iteration. */
 void net_timers(void);
+/* Milliseconds until lwIP's next timer is due (0xffffffff: none). */
+uint32_t net_timers_due_ms(void);
 
 /* Milliseconds and microseconds on CLOCK_MONOTONIC (net_now_ms is also
  * lwIP's sys_now()). */
