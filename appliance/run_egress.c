@@ -1,6 +1,7 @@
 /* The egress area in the run loop: see run_egress.h. lwIP headers only (no
  * DPDK here). */
 #include "appliance/run_egress.h"
+#include "appliance/textw.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -786,23 +787,6 @@ void run_egress_commit(struct appliance *a, struct run_egress *re)
 
 /* Prometheus text for /metrics: meshgate_egress_*, meshgate_dns_*,
  * meshgate_filter_* series (names stable, labels fixed by the config). */
-struct mbuf { char *p; size_t cap, n; bool full; };
-
-static void mput(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mput(struct mbuf *b, const char *fmt, ...)
-{
-	if (b->full)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-	va_end(ap);
-	if (k < 0 || (size_t)k >= b->cap - b->n)
-		b->full = true;
-	else
-		b->n += (size_t)k;
-}
-
 size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap)
 {
 	const struct run_egress *re = a->egress;
@@ -810,7 +794,7 @@ size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap)
 		return 0;
 	const struct config *cfg = re->cfg;
 	const struct egress_config *E = cfg->egress;
-	struct mbuf b = {buf, cap, 0, false};
+	struct textw b = {buf, cap, 0, false};
 	if (re->proxy) {
 		const struct egress_proxy_counters *c = egress_proxy_counters(re->proxy);
 		const struct { const char *name; uint64_t v; } o[] = {
@@ -820,12 +804,12 @@ size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap)
 			{"connect_failed", c->connect_failed}, {"allowed_any", c->allowed_any},
 			{"revoked_by_reload", c->revoked},
 		};
-		mput(&b, "# HELP meshgate_egress_connections_total Egress connections from the inside, by outcome.\n"
+		tw_fmt(&b, "# HELP meshgate_egress_connections_total Egress connections from the inside, by outcome.\n"
 			 "# TYPE meshgate_egress_connections_total counter\n");
 		for (size_t i = 0; i < sizeof o / sizeof o[0]; i++)
-			mput(&b, "meshgate_egress_connections_total{outcome=\"%s\"} %llu\n", o[i].name,
+			tw_fmt(&b, "meshgate_egress_connections_total{outcome=\"%s\"} %llu\n", o[i].name,
 			     (unsigned long long)o[i].v);
-		mput(&b, "# HELP meshgate_egress_bytes_total Bytes carried by egress splices.\n"
+		tw_fmt(&b, "# HELP meshgate_egress_bytes_total Bytes carried by egress splices.\n"
 			 "# TYPE meshgate_egress_bytes_total counter\n"
 			 "meshgate_egress_bytes_total{direction=\"out\"} %llu\n"
 			 "meshgate_egress_bytes_total{direction=\"in\"} %llu\n",
@@ -838,14 +822,14 @@ size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap)
 			{"denied_port", c->denied_port}, {"denied_protocol", c->denied_protocol},
 			{"denied_no_host", c->denied_no_host},
 		};
-		mput(&b, "# HELP meshgate_egress_decisions_total Egress destination decisions (ServiceEntry), by verdict.\n"
+		tw_fmt(&b, "# HELP meshgate_egress_decisions_total Egress destination decisions (ServiceEntry), by verdict.\n"
 			 "# TYPE meshgate_egress_decisions_total counter\n");
 		for (size_t i = 0; i < sizeof o / sizeof o[0]; i++)
-			mput(&b, "meshgate_egress_decisions_total{verdict=\"%s\"} %llu\n", o[i].name,
+			tw_fmt(&b, "meshgate_egress_decisions_total{verdict=\"%s\"} %llu\n", o[i].name,
 			     (unsigned long long)o[i].v);
 	}
 	if (re->ndns) {
-		mput(&b, "# HELP meshgate_dns_messages_total DNS responder outcomes, by port.\n"
+		tw_fmt(&b, "# HELP meshgate_dns_messages_total DNS responder outcomes, by port.\n"
 			 "# TYPE meshgate_dns_messages_total counter\n");
 		for (int i = 0; i < re->ndns; i++) {
 			const struct dns_port *dp = &re->dns[i];
@@ -857,26 +841,26 @@ size_t run_egress_metrics(const struct appliance *a, char *buf, size_t cap)
 				{"dropped", c->dropped_short + c->dropped_response},
 			};
 			for (size_t k = 0; k < sizeof o / sizeof o[0]; k++)
-				mput(&b, "meshgate_dns_messages_total{port=\"%s\",result=\"%s\"} %llu\n",
+				tw_fmt(&b, "meshgate_dns_messages_total{port=\"%s\",result=\"%s\"} %llu\n",
 				     cfg->ports[dp->port].name, o[k].name, (unsigned long long)o[k].v);
 		}
 	}
 	if (re->filter) {
 		static const char *const dirs[2] = {"ingress", "egress"};
-		mput(&b, "# HELP meshgate_filter_packets_total Packet filter verdicts, by port, direction and reason.\n"
+		tw_fmt(&b, "# HELP meshgate_filter_packets_total Packet filter verdicts, by port, direction and reason.\n"
 			 "# TYPE meshgate_filter_packets_total counter\n");
 		for (int p = 0; p < cfg->nports; p++)
 			for (int d = 0; d < 2; d++) {
 				if (!E->enforce[p][d])
 					continue;
 				for (int r = 0; r < FILTER_NREASONS; r++)
-					mput(&b, "meshgate_filter_packets_total{port=\"%s\",direction=\"%s\",reason=\"%s\"} %llu\n",
+					tw_fmt(&b, "meshgate_filter_packets_total{port=\"%s\",direction=\"%s\",reason=\"%s\"} %llu\n",
 					     cfg->ports[p].name, dirs[d], filter_reason_name((enum filter_reason)r),
 					     (unsigned long long)filter_count(re->filter, (unsigned)p,
 									      (enum filter_dir)d, (enum filter_reason)r));
 			}
 	}
-	return b.full ? 0 : b.n;
+	return b.full ? 0 : b.pos;
 }
 
 void run_egress_report(const struct appliance *a, FILE *out)
