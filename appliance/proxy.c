@@ -159,6 +159,15 @@ static void pcb_abort(struct tcp_pcb *pcb)
 
 /* ------------------------------------------------------------ pool */
 
+/* The configuration in force, and what is made from it once rather than
+ * per request: the gateway's own SPIFFE ID for XFCC "By=". */
+static void proxy_set_config(struct proxy *p, const struct config *cfg)
+{
+	p->cfg = cfg;
+	snprintf(p->gateway_id, sizeof p->gateway_id, "spiffe://%s/ns/meshgate/sa/%s", cfg->trust_domain,
+		 cfg->name[0] ? cfg->name : "gateway");
+}
+
 static void mark_dirty(struct conn *c)
 {
 	if (c->dirty)
@@ -1050,8 +1059,7 @@ struct proxy *proxy_start(const struct config *cfg, const struct tls_credentials
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	p->cfg = cfg;
-	p->cfg_changes++;
+	proxy_set_config(p, cfg);
 	p->creds = creds;
 	if (opt)
 		p->opt = *opt;
@@ -1160,8 +1168,7 @@ int proxy_apply(struct proxy *p, const struct config *cfg, const struct tls_cred
 	for (int i = 0; i < p->nlisteners; i++)
 		if (p->listeners[i].pcb)
 			tcp_arg(p->listeners[i].pcb, &p->listeners[i]);
-	p->cfg = cfg;
-	p->cfg_changes++;
+	proxy_set_config(p, cfg);
 	p->creds = creds;
 
 	/* Re-evaluate open connections against the new policy, as ztunnel does. */

@@ -113,7 +113,7 @@ struct conn {
 
 struct proxy {
 	const struct config *cfg;
-	uint64_t cfg_changes;           /* counts cfg assignments (a new config may reuse an address) */
+	char gateway_id[CONFIG_MAX_TRUST_DOMAIN + 64];   /* ours, for XFCC By= (set with cfg) */
 	const struct tls_credentials *creds;
 	struct proxy_options opt;
 	struct proxy_listener listeners[CONFIG_MAX_LISTENERS];

@@ -107,23 +107,6 @@ static void fill_l7(struct conn *c, struct policy_request *r)
 	r->nheaders = nh;
 }
 
-/* The gateway's own SPIFFE ID for XFCC "By=", made again only when the
- * configuration changes (the run loop is single-threaded). */
-static const char *gateway_id(struct conn *c)
-{
-	static char id[CONFIG_MAX_TRUST_DOMAIN + 64];
-	static const struct config *made_for;
-	static uint64_t made_gen;
-	const struct config *cfg = c->proxy->cfg;
-	if (made_for != cfg || made_gen != c->proxy->cfg_changes) {
-		snprintf(id, sizeof id, "spiffe://%s/ns/meshgate/sa/%s", cfg->trust_domain,
-			 cfg->name[0] ? cfg->name : "gateway");
-		made_for = cfg;
-		made_gen = c->proxy->cfg_changes;
-	}
-	return id;
-}
-
 static void on_head(struct conn *c)
 {
 	struct proxy *p = c->proxy;
@@ -159,7 +142,7 @@ static void on_head(struct conn *c)
 	char client_id[320];
 	str_join(client_id, sizeof client_id, "spiffe://", c->principal, NULL);
 	struct http_forward_identity fid = {
-		.gateway_id = gateway_id(c),
+		.gateway_id = c->proxy->gateway_id,
 		.client_id = c->principal[0] ? client_id : NULL,
 	};
 	int n = http_request_head_write(&c->req, &fid, c->http.head_out, sizeof c->http.head_out);
