@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -442,15 +441,13 @@ static void loop(struct appliance *a)
 			}
 			struct timespec ts = {us / 1000000, us % 1000000 * 1000};
 			ppoll(pfd, (nfds_t)npfd, &ts, NULL);
-			/* A packet socket reports an interface going down as a
-			 * pending socket error, and poll() says POLLERR until it is
-			 * read: read it (SO_ERROR clears it) and nap once, instead
-			 * of spinning on it. */
+			/* An error condition stays set until cleared (an interface
+			 * going down, say): have the drivers clear it and nap once,
+			 * instead of spinning on it. */
 			for (int i = 0; i < npfd; i++)
 				if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-					int e = 0;
-					socklen_t el = sizeof e;
-					getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &e, &el);
+					for (int j = 0; j < a->nports; j++)
+						port_wait_reset(a->ports[j]);
 					struct timespec nap = {0, RUN_COLD_SLEEP_US * 1000L};
 					nanosleep(&nap, NULL);
 					break;

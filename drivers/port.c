@@ -711,6 +711,15 @@ int port_wait_fds(const struct port *port, int *fds, int max)
 	return port->nwait;
 }
 
+void port_wait_reset(const struct port *port)
+{
+	for (int i = 0; i < port->nwait; i++) {
+		int e = 0;
+		socklen_t len = sizeof e;
+		getsockopt(port->wait_fd[i], SOL_SOCKET, SO_ERROR, &e, &len);   /* reading clears it */
+	}
+}
+
 unsigned port_mtu(const struct port *port)
 {
 	return port->mtu;

@@ -83,6 +83,11 @@ unsigned port_mtu(const struct port *port);    /* the IP MTU set on the device *
 #define PORT_MAX_WAIT_FDS 4
 int port_wait_fds(const struct port *port, int *fds, int max);
 
+/* After poll() reported an error condition on one of them: clears what the
+ * driver's descriptors hold pending (an af_packet socket keeps an interface
+ * going down as a socket error, and poll() says POLLERR until it is read). */
+void port_wait_reset(const struct port *port);
+
 /* Receive up to a burst; calls deliver() once per frame. The frame memory is
  * only valid during the call (the mbuf is freed after it returns).
  * deliver() may call port_tx_reserve() on any port.
