@@ -524,10 +524,11 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		fail(err, errlen, mark, "port %s: MTU %u out of range (%u-%u)", name, mtu, PORT_MIN_MTU, PORT_MAX_MTU);
 		return NULL;
 	}
+	bool afp = strncmp(device, "net_af_packet", 13) == 0, tap = strncmp(device, "net_tap", 7) == 0;
 	char probe_args[PORT_DEVICE_MAX + sizeof PORT_AFP_JUMBO_ARGS];
 	snprintf(probe_args, sizeof probe_args, "%s", device);
 	const char *fz = strstr(device, "framesz=");
-	if (mtu > PORT_DEFAULT_MTU && strncmp(device, "net_af_packet", 13) == 0) {
+	if (mtu > PORT_DEFAULT_MTU && afp) {
 		/* a ring frame holds the packet header (~80 bytes) and the frame;
 		 * the driver wants a whole ring frame to fit one mbuf */
 		unsigned lo = mtu + RTE_ETHER_HDR_LEN + 128;
@@ -602,7 +603,8 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 
 	unsigned cache = mbufs / 8 < 256 ? mbufs / 8 : 256;
 	snprintf(poolname, sizeof(poolname), "mg_port%u", (unsigned)pid);
-	/* a whole frame (Ethernet header, a VLAN tag, FCS) fits one mbuf */
+	/* jumbo: an mbuf holds a whole af_packet ring frame (PORT_JUMBO_ROOM),
+	 * which holds a 9000-byte packet with its headers */
 	unsigned room = mtu > PORT_DEFAULT_MTU ? RTE_PKTMBUF_HEADROOM + PORT_JUMBO_ROOM : RTE_MBUF_DEFAULT_BUF_SIZE;
 	p->pool = rte_pktmbuf_pool_create(poolname, mbufs, cache, 0, (uint16_t)room, socket);
 	if (!p->pool) {
@@ -621,7 +623,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 	}
 	configured = 1;
 	uint16_t cur_mtu = 0;
-	if (strncmp(ethname, "net_af_packet", 13) == 0) {
+	if (afp) {
 		/* DPDK 22.11's ethdev layer caps af_packet at 1518-byte frames
 		 * before the driver sees the request; the driver itself only sets
 		 * the kernel interface's MTU, so do that here. */
@@ -666,10 +668,8 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		goto fail_pool;
 	}
 	wait_link(pid);
-	if (strncmp(ethname, "net_af_packet", 13) == 0)
-		find_rx_fds(p, device, false);
-	else if (strncmp(ethname, "net_tap", 7) == 0)
-		find_rx_fds(p, device, true);
+	if (afp || tap)
+		find_rx_fds(p, device, tap);
 	return p;
 
 fail_pool:
