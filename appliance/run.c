@@ -348,6 +348,8 @@ static void print_demo_help(const struct appliance *a)
  * sleeps in ppoll() until a frame, console input, a signal or the next
  * timer, instead of waking on a short timer to look. Returns the number of
  * descriptors, 0 if some port has none (then the loop sleeps on a timer). */
+#define RUN_WAIT_FDS (CONFIG_MAX_PORTS * PORT_MAX_WAIT_FDS + 1)
+
 static int wait_fds(const struct appliance *a, struct pollfd *pfd, int max)
 {
 	int n = 0;
@@ -374,15 +376,56 @@ static void log_flush(uint32_t now, uint32_t *last_flush_ms, bool idle)
 	}
 }
 
+/* Sleeps once. Event-driven: until a frame, console input, a signal or a
+ * timer (warm: at most RUN_EVENT_WARM_US, for the delayed ACKs; cold: until
+ * lwIP's next timer, at most RUN_EVENT_COLD_MS). Otherwise a timed nap that
+ * doubles up to RUN_WARM_SLEEP_US while warm, so a request arriving while we
+ * sleep waits little, or RUN_COLD_SLEEP_US when idle. */
+static void idle_sleep(struct appliance *a, bool event, bool warm, unsigned *sleep_us)
+{
+	struct pollfd pfd[RUN_WAIT_FDS];
+	/* made again each time: the console's input may have closed */
+	int npfd = event ? wait_fds(a, pfd, RUN_WAIT_FDS) : 0;
+	if (npfd) {
+		long us = RUN_EVENT_WARM_US;
+		if (!warm) {
+			uint32_t due = net_timers_due_ms();
+			us = (long)(due < RUN_EVENT_COLD_MS ? due : RUN_EVENT_COLD_MS) * 1000;
+		}
+		struct timespec ts = {us / 1000000, us % 1000000 * 1000};
+		ppoll(pfd, (nfds_t)npfd, &ts, NULL);
+		/* An error condition stays set until cleared (an interface going
+		 * down, say): have the drivers clear it and nap once, instead of
+		 * spinning on it. */
+		for (int i = 0; i < npfd; i++)
+			if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+				for (int j = 0; j < a->nports; j++)
+					port_wait_reset(a->ports[j]);
+				struct timespec nap = {0, RUN_COLD_SLEEP_US * 1000L};
+				nanosleep(&nap, NULL);
+				break;
+			}
+		return;
+	}
+	unsigned cap = warm ? RUN_WARM_SLEEP_US : RUN_COLD_SLEEP_US;
+	if (*sleep_us > cap)
+		*sleep_us = cap;
+	struct timespec ts = {0, (long)*sleep_us * 1000};
+	nanosleep(&ts, NULL);
+	if (*sleep_us < cap)
+		*sleep_us *= 2;
+}
+
 static void loop(struct appliance *a)
 {
 	unsigned idle = 0;
 	unsigned sleep_us = 20;
 	uint32_t last_busy_ms = net_now_ms() - RUN_WARM_MS;
 	uint32_t last_flush_ms = net_now_ms();
-	struct pollfd pfd[CONFIG_MAX_PORTS * PORT_MAX_WAIT_FDS + 1];
-	int npfd = a->opt.busy_poll ? 0 : wait_fds(a, pfd, (int)(sizeof pfd / sizeof pfd[0]));
-	if (npfd)
+	struct pollfd pfd[RUN_WAIT_FDS];
+	int npfd = a->opt.busy_poll ? 0 : wait_fds(a, pfd, RUN_WAIT_FDS);
+	bool event = npfd > 0;
+	if (event)
 		printf("meshgate: event-driven polling: idle waits on %d descriptor%s\n", npfd, npfd == 1 ? "" : "s");
 	while (!sig_stop && !a->console.stop_requested) {
 		unsigned rx = 0;
@@ -412,55 +455,17 @@ static void loop(struct appliance *a)
 			a->console.drain_requested = false;
 			proxy_drain(a->proxy);
 		}
-		if (rx || console_busy) {
+		bool busy = rx || console_busy;
+		if (busy) {
 			idle = 0;
 			sleep_us = 20;
 			last_busy_ms = now;
-			log_flush(now, &last_flush_ms, false);
-			continue;
 		}
-		if (a->opt.busy_poll || ++idle < 64) {
-			log_flush(now, &last_flush_ms, false);
-			continue;
-		}
-		log_flush(now, &last_flush_ms, true);
-		/* Warm (traffic in the last RUN_WARM_MS): sleep at most
-		 * RUN_WARM_SLEEP_US, so a request arriving while we sleep waits
-		 * little. Cold: back off to RUN_COLD_SLEEP_US, so an idle
-		 * appliance costs ~1% of a core. */
-		bool warm = now - last_busy_ms < RUN_WARM_MS;
-		if (npfd) {
-			/* again each time: the console's input may have closed */
-			npfd = wait_fds(a, pfd, (int)(sizeof pfd / sizeof pfd[0]));
-		}
-		if (npfd) {
-			long us = RUN_EVENT_WARM_US;
-			if (!warm) {
-				uint32_t due = net_timers_due_ms();
-				us = (long)(due < RUN_EVENT_COLD_MS ? due : RUN_EVENT_COLD_MS) * 1000;
-			}
-			struct timespec ts = {us / 1000000, us % 1000000 * 1000};
-			ppoll(pfd, (nfds_t)npfd, &ts, NULL);
-			/* An error condition stays set until cleared (an interface
-			 * going down, say): have the drivers clear it and nap once,
-			 * instead of spinning on it. */
-			for (int i = 0; i < npfd; i++)
-				if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-					for (int j = 0; j < a->nports; j++)
-						port_wait_reset(a->ports[j]);
-					struct timespec nap = {0, RUN_COLD_SLEEP_US * 1000L};
-					nanosleep(&nap, NULL);
-					break;
-				}
-			continue;
-		}
-		unsigned cap = warm ? RUN_WARM_SLEEP_US : RUN_COLD_SLEEP_US;
-		if (sleep_us > cap)
-			sleep_us = cap;
-		struct timespec ts = {0, (long)sleep_us * 1000};
-		nanosleep(&ts, NULL);
-		if (sleep_us < cap)
-			sleep_us *= 2;
+		/* after 64 empty passes (never with --busy-poll) */
+		bool rest = !busy && !a->opt.busy_poll && ++idle >= 64;
+		log_flush(now, &last_flush_ms, rest);
+		if (rest)
+			idle_sleep(a, event, now - last_busy_ms < RUN_WARM_MS, &sleep_us);
 	}
 }
 
