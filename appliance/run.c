@@ -334,6 +334,7 @@ static void print_demo_help(const struct appliance *a)
 }
 
 /* Adaptive polling (see loop()). */
+#define RUN_IDLE_PASSES 64          /* empty passes before the loop rests */
 #define RUN_WARM_MS 200             /* "warm" this long after the last packet */
 #define RUN_WARM_SLEEP_US 50        /* longest sleep while warm */
 #define RUN_COLD_SLEEP_US 1000      /* longest sleep when idle */
@@ -462,7 +463,7 @@ static void loop(struct appliance *a)
 			last_busy_ms = now;
 		}
 		/* after 64 empty passes (never with --busy-poll) */
-		bool rest = !busy && !a->opt.busy_poll && ++idle >= 64;
+		bool rest = !busy && !a->opt.busy_poll && ++idle >= RUN_IDLE_PASSES;
 		log_flush(now, &last_flush_ms, rest);
 		if (rest)
 			idle_sleep(a, event, now - last_busy_ms < RUN_WARM_MS, &sleep_us);
