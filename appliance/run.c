@@ -569,10 +569,12 @@ void run_teardown(struct appliance *a)
 {
 	run_egress_stop(a);
 	run_console_stop(&a->console);
-	admin_app_stop(a->admin);
-	a->admin = NULL;
+	/* the proxy first: closing its connections reports them to the admin
+	 * console's observer (metrics, live view), which admin_app_stop frees */
 	proxy_stop(a->proxy);
 	a->proxy = NULL;
+	admin_app_stop(a->admin);
+	a->admin = NULL;
 	for (int i = 0; i < a->nports; i++)
 		port_close(a->ports[i]);
 	if (a->nports)

@@ -297,4 +297,16 @@ code=$(ccurl none -o /dev/null -w '%{http_code}' --data-urlencode "password=$PAS
 expect_eq "another address still logs in" "$code" 200
 
 kill -0 $MG_PID 2>/dev/null && ok "meshgate still running" || not_ok "meshgate died"
+
+# ---- shutdown with the echo connection still open: it is closed and logged
+# (to the admin console's metrics too, which must outlive the proxy)
+kill -TERM $MG_PID
+wait $MG_PID
+rc=$?
+MG_PID=
+expect_eq "SIGTERM with a connection open: meshgate exits 0" "$rc" 0
+grep -q '^meshgate: shutting down (1 connection open)' "$WORK/meshgate.log" \
+	&& ok "shutdown names the open connection" || not_ok "shutdown line: $(tail -3 "$WORK/meshgate.log")"
+n=$(sed -n '/^meshgate: shutting down/,$p' "$WORK/meshgate.log" | grep -c '"kind":"connection".*"listener":"echo"')
+expect_eq "the open connection's access-log line is written at shutdown" "$n" 1
 tap_exit
