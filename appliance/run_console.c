@@ -77,7 +77,9 @@ static enum run_log_level line_level(const char *line)
 
 void run_console_log(struct run_console *rc, const char *line)
 {
-	emit(rc, line, strlen(line), line_level(line) <= rc->log_level);
+	/* the level only matters to a console that shows lines */
+	bool console = rc->enabled && rc->ready;
+	emit(rc, line, strlen(line), console && line_level(line) <= rc->log_level);
 }
 
 /* ------------------------------------------------------------ status */
