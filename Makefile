@@ -156,4 +156,4 @@ version: $(BUILD)/meshgate
 -include $(wildcard tests/*/*.mk images/*.mk)
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/dobj $(BUILD)/tests $(BUILD)/meshgate $(BUILD)/lwip-obj $(LWIP_LIB)
+	rm -rf $(BUILD)/obj $(BUILD)/dobj $(BUILD)/tests $(BUILD)/meshgate $(BUILD)/asan $(BUILD)/lwip-obj $(LWIP_LIB)
