@@ -18,7 +18,7 @@ LIBDIR := /usr/lib/$(MULTIARCH)
 # Build: compilers and the static archives we link.
 BUILD_PKGS := gcc make pkg-config file xz-utils ca-certificates \
 	libdpdk-dev libbearssl-dev libyaml-dev libhttp-parser-dev libssl-dev \
-	libbsd-dev libelf-dev libnuma-dev zlib1g-dev libpcap-dev
+	libbsd-dev libelf-dev libnuma-dev zlib1g-dev libpcap-dev libxdp-dev libbpf-dev
 # Test: unit-test framework and the real peers the end-to-end tests talk to.
 TEST_PKGS := libcmocka-dev curl openssl nginx-light python3 iproute2 ethtool procps psmisc
 
@@ -112,14 +112,15 @@ $(BUILD)/dobj/%.o: %.c | $(LWIP_STAMP)
 -include $(CORE_OBJS:.o=.d) $(DRIVER_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
 
 # DPDK: only the PMDs we support, whole-archived so their constructors register.
+# net_af_xdp brings libxdp and libbpf (AF_XDP sockets and their XDP program).
 DPDK_PMDS := bus_vdev bus_pci mempool_ring net_af_packet net_tap net_ring net_virtio \
-	net_e1000 net_ixgbe net_i40e
+	net_e1000 net_ixgbe net_i40e net_af_xdp
 DPDK_LIBS := ethdev gso security cryptodev mbuf mempool ring eal kvargs telemetry net hash \
-	rcu meter pci cmdline timer
+	rcu meter pci cmdline timer bpf
 LDLIBS_STATIC := -Wl,--whole-archive $(addprefix -l:librte_,$(addsuffix .a,$(DPDK_PMDS))) -Wl,--no-whole-archive \
 	-Wl,--start-group $(addprefix -l:librte_,$(addsuffix .a,$(DPDK_LIBS))) -Wl,--end-group \
 	-l:libbearssl.a -l:libyaml.a -l:libhttp_parser.a -l:libcrypto.a \
-	-l:libbsd.a -l:libmd.a -l:libelf.a -l:libz.a -l:libnuma.a -lpthread -ldl -lm -latomic
+	-l:libxdp.a -l:libbpf.a -l:libbsd.a -l:libmd.a -l:libelf.a -l:libz.a -l:libnuma.a -lpthread -ldl -lm -latomic
 CORE_LIBS := -lbearssl -lyaml -lhttp_parser -lssl -lcrypto -lm
 
 $(BUILD)/meshgate: $(MAIN_OBJ) $(CORE_OBJS) $(DRIVER_OBJS) $(LWIP_LIB)

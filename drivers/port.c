@@ -427,16 +427,47 @@ static int afp_set_mtu(const char *device, unsigned mtu)
 	return rc;
 }
 
-/* Whether descriptor `fd` is the driver's receive queue for interface
- * `ifindex`/`ifname`: an AF_PACKET socket bound to it (af_packet), or a
- * tun/tap queue of it that is attached (tap; the driver's keep-alive queue
- * is detached and never receives). */
-static bool is_rx_fd(int fd, bool tap, unsigned ifindex, const char *ifname)
+/* How port_open treats a device: af_packet and tap get their kernel MTU set
+ * or frame size checked, and those and af_xdp have receive descriptors that
+ * an idle loop can wait on. */
+enum port_kind { PORT_KIND_OTHER, PORT_KIND_AF_PACKET, PORT_KIND_TAP, PORT_KIND_AF_XDP };
+
+/* AF_XDP sockets open before a device is probed (fds below FD_SETSIZE): the
+ * af_xdp driver's own sockets are the ones that appear after. */
+static void xdp_fds_before(fd_set *set)
 {
-	if (!tap) {
+	FD_ZERO(set);
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
 		int domain = 0;
 		socklen_t len = sizeof domain;
-		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET)
+		if (!*end && fd >= 0 && fd < FD_SETSIZE && fd != dirfd(d) &&
+		    getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_XDP)
+			FD_SET((int)fd, set);
+	}
+	closedir(d);
+}
+
+/* Whether descriptor `fd` is the driver's receive queue for interface
+ * `ifindex`/`ifname`: an AF_PACKET socket bound to it (af_packet), a tun/tap
+ * queue of it that is attached (tap; the driver's keep-alive queue is
+ * detached and never receives), or an AF_XDP socket the driver opened
+ * (af_xdp: not in `xdp_before`; an XDP socket does not say its interface). */
+static bool is_rx_fd(int fd, enum port_kind kind, unsigned ifindex, const char *ifname, const fd_set *xdp_before)
+{
+	if (kind == PORT_KIND_AF_PACKET || kind == PORT_KIND_AF_XDP) {
+		int domain = 0;
+		socklen_t len = sizeof domain;
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
+			return false;
+		if (kind == PORT_KIND_AF_XDP)
+			return domain == AF_XDP && (fd >= FD_SETSIZE || !FD_ISSET(fd, xdp_before));
+		if (domain != AF_PACKET)
 			return false;
 		struct sockaddr_ll sll;
 		len = sizeof sll;
@@ -458,10 +489,11 @@ static bool is_rx_fd(int fd, bool tap, unsigned ifindex, const char *ifname)
 
 /* The driver's receive descriptors for `device`'s iface=: poll() on them
  * says when a frame waits, so an idle loop can sleep until traffic comes
- * instead of waking on a timer. af_packet has one socket per queue pair; the
- * tap driver keeps more than one attached queue descriptor, and any of them
- * may receive. Fills p->wait_fd[]; none when there are more than fit. */
-static void find_rx_fds(struct port *p, const char *device, bool tap)
+ * instead of waking on a timer. af_packet has one socket per queue pair, and
+ * af_xdp one XDP socket; the tap driver keeps more than one attached queue
+ * descriptor, and any of them may receive. Fills p->wait_fd[]; none when
+ * there are more than fit. */
+static void find_rx_fds(struct port *p, const char *device, enum port_kind kind, const fd_set *xdp_before)
 {
 	char ifname[IF_NAMESIZE];
 	p->nwait = 0;
@@ -478,7 +510,7 @@ static void find_rx_fds(struct port *p, const char *device, bool tap)
 	while ((e = readdir(d))) {
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
-		if (*end || fd < 0 || fd == dirfd(d) || !is_rx_fd((int)fd, tap, ifindex, ifname))
+		if (*end || fd < 0 || fd == dirfd(d) || !is_rx_fd((int)fd, kind, ifindex, ifname, xdp_before))
 			continue;
 		if (n < PORT_MAX_WAIT_FDS)
 			p->wait_fd[n] = (int)fd;
@@ -505,6 +537,8 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 	int probed = 0, configured = 0, rc;
 	size_t mark = log_total;
 	uint16_t pid;
+	fd_set xdp_before;
+	FD_ZERO(&xdp_before);
 
 	if (!name || !device || !device[0]) {
 		fail(err, errlen, mark, "port: missing name or device string");
@@ -524,7 +558,11 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		fail(err, errlen, mark, "port %s: MTU %u out of range (%u-%u)", name, mtu, PORT_MIN_MTU, PORT_MAX_MTU);
 		return NULL;
 	}
-	bool afp = strncmp(device, "net_af_packet", 13) == 0, tap = strncmp(device, "net_tap", 7) == 0;
+	enum port_kind kind = strncmp(device, "net_af_packet", 13) == 0 ? PORT_KIND_AF_PACKET
+			      : strncmp(device, "net_tap", 7) == 0    ? PORT_KIND_TAP
+			      : strncmp(device, "net_af_xdp", 10) == 0 ? PORT_KIND_AF_XDP
+								     : PORT_KIND_OTHER;
+	bool afp = kind == PORT_KIND_AF_PACKET;
 	char probe_args[PORT_DEVICE_MAX + sizeof PORT_AFP_JUMBO_ARGS];
 	snprintf(probe_args, sizeof probe_args, "%s", device);
 	const char *fz = strstr(device, "framesz=");
@@ -564,6 +602,8 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 			     name, ethname);
 			return NULL;
 		}
+		if (kind == PORT_KIND_AF_XDP)
+			xdp_fds_before(&xdp_before);
 		rc = rte_dev_probe(probe_args);
 		if (rc < 0) {
 			fail(err, errlen, mark, "port %s: cannot open device '%s': check the device string "
@@ -668,8 +708,8 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		goto fail_pool;
 	}
 	wait_link(pid);
-	if (afp || tap)
-		find_rx_fds(p, device, tap);
+	if (kind != PORT_KIND_OTHER)
+		find_rx_fds(p, device, kind, &xdp_before);
 	return p;
 
 fail_pool:

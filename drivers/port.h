@@ -60,7 +60,8 @@ int port_eal_init(const char *const *args, int nargs,
 		  char *err, size_t errlen);
 
 /* Opens and starts one port. `device` is a vdev string
- * ("net_af_packet0,iface=mg-out", "net_tap0,iface=mg0", "net_ring0") or a PCI
+ * ("net_af_packet0,iface=mg-out", "net_af_xdp0,iface=mg-out", "net_tap0,iface=mg0",
+ * "net_ring0") or a PCI
  * address ("0000:00:04.0", which must also be in port_eal_init's pci_allow).
  * `name` is ours (for messages and port_name()); it is copied. `mbufs` sizes
  * the port's mbuf pool (0 = PORT_DEFAULT_MBUFS). `mtu` (0 = 1500) is set on
@@ -79,7 +80,7 @@ unsigned port_mtu(const struct port *port);    /* the IP MTU set on the device *
 /* Descriptors that poll() reports readable when a frame is waiting in the
  * port's RX queue: fills fds (at most max) and returns how many, 0 when the
  * device has none (then the run loop sleeps on a timer). Today: af_packet's
- * socket, or tap's attached queues. Owned by the driver. */
+ * socket, af_xdp's XDP socket, or tap's attached queues. Owned by the driver. */
 #define PORT_MAX_WAIT_FDS 4
 int port_wait_fds(const struct port *port, int *fds, int max);
 

@@ -136,9 +136,11 @@ EOF
 	echo "# upstream nginx did not start"; cat "$d/logs/"*; return 1
 }
 
-# Writes a gateway's configuration; echo the listening address.
+# Writes meshgate's configuration, its ports on DPDK driver $1 (default
+# net_af_packet); echoes the file.
 bench_config_meshgate() {
-	local f=$BENCH_WORK/meshgate.yaml
+	local f=$BENCH_WORK/meshgate.yaml drv=${1:-net_af_packet} opts=
+	[ "$drv" = net_af_packet ] && opts=${BENCH_AFP_OPTS:-}
 	# only when not the default, so that older builds (meshgate-VARIANT) read it
 	local MG_MTU_YAML=
 	[ "$BENCH_MTU" != 1500 ] && MG_MTU_YAML=", mtu: $BENCH_MTU"
@@ -153,8 +155,8 @@ spec:
     - {trustDomain: cluster.local, roots: $BENCH_PKI/ca.pem}
   dpdk: {args: ["--no-huge", "-m", "${BENCH_MG_MEM_MB:-256}"]}
   ports:
-    - {name: outside, device: "net_af_packet0,iface=mgb-c1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IP/24$MG_MTU_YAML}
-    - {name: inside, device: "net_af_packet1,iface=mgb-u1${BENCH_AFP_OPTS:-}", address: $MGB_MG_IN/24$MG_MTU_YAML}
+    - {name: outside, device: "${drv}0,iface=mgb-c1$opts", address: $MGB_MG_IP/24$MG_MTU_YAML}
+    - {name: inside, device: "${drv}1,iface=mgb-u1$opts", address: $MGB_MG_IN/24$MG_MTU_YAML}
   services:
     - {name: upstream, namespace: bench, labels: {app: upstream}, endpoints: ["$MGB_UP_IP:8080"]}
   listeners:
@@ -247,11 +249,14 @@ bench_start_gateway() {
 	meshgate*)
 		# "meshgate" is the build under test; "meshgate-VARIANT" runs the
 		# binary build/bench/meshgate-VARIANT (e.g. a TLS_EC=bearssl build
-		# saved for a before/after comparison in the same run).
-		local bin=$MESHGATE
-		[ "$name" != meshgate ] && bin=$TESTS_TOP/build/bench/$name
+		# saved for a before/after comparison in the same run); a suffix
+		# "@DRIVER" puts its ports on DPDK's net_DRIVER instead of
+		# net_af_packet (meshgate@af_xdp).
+		local base=${name%@*} drv=net_af_packet bin=$MESHGATE
+		[ "$base" != "$name" ] && drv=net_${name#*@}
+		[ "$base" != meshgate ] && bin=$TESTS_TOP/build/bench/$base
 		[ -x "$bin" ] || { echo "# $bin missing"; return 1; }
-		cfg=$(bench_config_meshgate)
+		cfg=$(bench_config_meshgate "$drv")
 		# shellcheck disable=SC2086
 		ip netns exec $NS_GW taskset -c "$BENCH_GW_CPU" "$bin" run --config "$cfg" --console none \
 			${MG_ARGS:-} >"$log" 2>&1 &

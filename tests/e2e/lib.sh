@@ -5,6 +5,7 @@
 #                                 [meshgate DPDK af_packet] mge-u1 <-veth-> mge-u0 198.18.1.10
 #                                 outside 198.18.0.2 / inside 198.18.1.2
 #
+# E2E_DRIVER (default net_af_packet) is the DPDK driver of meshgate's two ports.
 # Everything is created here and deleted by e2e_teardown (trap). Addresses are
 # in 198.18.0.0/15 only; no routes leave the machine.
 # One e2e topology per machine at a time (the names are fixed): scripts from
@@ -119,8 +120,8 @@ spec:
     - {trustDomain: other.example, roots: $E2E_PKI/otherdomain-ca.pem}
   dpdk: {args: ["--no-huge", "-m", "256"]}
   ports:
-    - {name: outside, device: "net_af_packet0,iface=mge-c1", address: $MG_OUT/24${E2E_MTU:+, mtu: $E2E_MTU}}
-    - {name: inside, device: "net_af_packet1,iface=mge-u1", address: $MG_IN/24${E2E_MTU:+, mtu: $E2E_MTU}}
+    - {name: outside, device: "${E2E_DRIVER:-net_af_packet}0,iface=mge-c1", address: $MG_OUT/24${E2E_MTU:+, mtu: $E2E_MTU}}
+    - {name: inside, device: "${E2E_DRIVER:-net_af_packet}1,iface=mge-u1", address: $MG_IN/24${E2E_MTU:+, mtu: $E2E_MTU}}
   services:
     - {name: backend-api, namespace: production, labels: {app: backend-api}, endpoints: ["$UP_IP:8080"]}
     - {name: hasher, namespace: production, labels: {app: hasher}, endpoints: ["$UP_IP:9000"]}
