@@ -150,6 +150,24 @@ cli_curl() {
 		--resolve meshgate.test:8443:$MG_OUT --resolve meshgate.test:8444:$MG_OUT "$@"
 }
 
+# blob_sha256 N: the sha256 the upstream's GET /blob/N body must have
+# (byte i is i % 251).
+blob_sha256() {
+	python3 -c "import hashlib;p=bytes(i%251 for i in range(251*4096));n=$1;h=hashlib.sha256();s=0
+while s<n: c=p[:min(len(p),n-s)];h.update(c);s+=len(c)
+print(h.hexdigest())"
+}
+
+# mg_cpu_pct SECONDS: meshgate's CPU use over the next SECONDS, in percent of
+# a core (user + system, whole percent).
+mg_cpu_pct() {
+	local t0 t1
+	t0=$(awk '{print $14 + $15}' /proc/$E2E_MG_PID/stat)
+	sleep "$1"
+	t1=$(awk '{print $14 + $15}' /proc/$E2E_MG_PID/stat)
+	echo $(( (t1 - t0) * 100 / $(getconf CLK_TCK) / $1 ))
+}
+
 # cli_sclient PORT IDENTITY: openssl s_client handshake output (stdin closed).
 cli_sclient() {
 	local port=$1 id=$2

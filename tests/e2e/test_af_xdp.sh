@@ -30,10 +30,7 @@ check "both ports are net_af_xdp" grep -q 'device: "net_af_xdp1,iface=mge-u1"' "
 # idle: the loop sleeps in ppoll() on the two ports' XDP sockets
 check "idle waits are event-driven on both ports' XDP sockets" \
 	grep -q 'event-driven polling: idle waits on 2 descriptors' "$E2E_WORK/meshgate.log"
-t0=$(awk '{print $14 + $15}' /proc/$E2E_MG_PID/stat)
-sleep 3
-t1=$(awk '{print $14 + $15}' /proc/$E2E_MG_PID/stat)
-pct=$(( (t1 - t0) * 100 / $(getconf CLK_TCK) / 3 ))
+pct=$(mg_cpu_pct 3)
 check "idle CPU under 5% of a core (${pct}%)" test "$pct" -lt 5
 
 body=$(cli_curl frontend https://meshgate.test:8443/)
@@ -45,9 +42,7 @@ code=$(cli_curl other -o /dev/null -w '%{http_code}' https://meshgate.test:8443/
 expect_eq "other identity -> 403" "$code" 403
 
 n=33554432
-want=$(python3 -c "import hashlib;p=bytes(i%251 for i in range(251*4096));h=hashlib.sha256();s=0
-while s<$n: c=p[:min(len(p),$n-s)];h.update(c);s+=len(c)
-print(h.hexdigest())")
+want=$(blob_sha256 $n)
 cli_curl frontend -o "$E2E_WORK/xdp.dl" "https://meshgate.test:8443/blob/$n"
 expect_eq "32 MB download arrives intact (sha256)" "$(sha256sum "$E2E_WORK/xdp.dl" | cut -d' ' -f1)" "$want"
 head -c $n /dev/urandom >"$E2E_WORK/xdp.up"

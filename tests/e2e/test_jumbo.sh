@@ -29,9 +29,7 @@ avg_rx() {
 
 # --- download: upstream -> meshgate -> client, 32 MB, checked byte for byte
 n=33554432
-want=$(python3 -c "import hashlib;p=bytes(i%251 for i in range(251*4096));h=hashlib.sha256();s=0
-while s<$n: c=p[:min(len(p),$n-s)];h.update(c);s+=len(c)
-print(h.hexdigest())")
+want=$(blob_sha256 $n)
 dl() { cli_curl frontend -o "$E2E_WORK/jumbo.dl" "https://meshgate.test:8443/blob/$n"; }
 avg=$(avg_rx $NS_CLI mge-c0 dl)
 expect_eq "32 MB download through jumbo frames arrives intact (sha256)" \
