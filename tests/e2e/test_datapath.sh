@@ -56,6 +56,15 @@ check "idle CPU under 5% of a core (${pct}%)" test "$pct" -lt 5
 ip link set mge-c1 down; sleep 0.5; ip link set mge-c1 up; sleep 0.5
 pct=$(mg_cpu_pct 3)
 check "idle CPU after a link flap still under 5% (${pct}%)" test "$pct" -lt 5
+# a request whose answer is owed for 3 s: the loop sleeps while it waits,
+# as when idle (no polling for the answer)
+cli_curl frontend -o "$E2E_WORK/slow.out" https://meshgate.test:8443/slow/3000 &
+slow_pid=$!
+sleep 0.5
+pct=$(mg_cpu_pct 2)
+check "CPU while an answer is owed for 3 s still under 5% (${pct}%)" test "$pct" -lt 5
+wait $slow_pid
+expect_eq "the slow answer arrives" "$(cat "$E2E_WORK/slow.out")" slow
 
 # allowed identity gets the upstream's body, with XFCC naming it
 body=$(cli_curl frontend https://meshgate.test:8443/)
