@@ -462,7 +462,7 @@ static void loop(struct appliance *a)
 			sleep_us = 20;
 			last_busy_ms = now;
 		}
-		/* after 64 empty passes (never with --busy-poll) */
+		/* after RUN_IDLE_PASSES empty passes (never with --busy-poll) */
 		bool rest = !busy && !a->opt.busy_poll && ++idle >= RUN_IDLE_PASSES;
 		log_flush(now, &last_flush_ms, rest);
 		if (rest)

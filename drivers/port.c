@@ -432,25 +432,47 @@ static int afp_set_mtu(const char *device, unsigned mtu)
  * an idle loop can wait on. */
 enum port_kind { PORT_KIND_OTHER, PORT_KIND_AF_PACKET, PORT_KIND_TAP, PORT_KIND_AF_XDP };
 
-/* AF_XDP sockets open before a device is probed (fds below FD_SETSIZE): the
- * af_xdp driver's own sockets are the ones that appear after. */
-static void xdp_fds_before(fd_set *set)
+/* The process's open descriptors (from /proc/self/fd), at most `max`;
+ * returns how many there are, which may be more. */
+static int open_fds(int *fds, int max)
 {
-	FD_ZERO(set);
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
-		return;
+		return 0;
+	int n = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
-		int domain = 0;
-		socklen_t len = sizeof domain;
-		if (!*end && fd >= 0 && fd < FD_SETSIZE && fd != dirfd(d) &&
-		    getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_XDP)
-			FD_SET((int)fd, set);
+		if (*end || fd < 0 || fd == dirfd(d))
+			continue;
+		if (n < max)
+			fds[n] = (int)fd;
+		n++;
 	}
 	closedir(d);
+	return n;
+}
+
+#define PORT_FDS_SEEN 1024      /* descriptors looked at for receive queues */
+
+static bool is_xdp_socket(int fd)
+{
+	int domain = 0;
+	socklen_t len = sizeof domain;
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_XDP;
+}
+
+/* AF_XDP sockets open before a device is probed (fds below FD_SETSIZE): the
+ * af_xdp driver's own sockets are the ones that appear after. */
+static void xdp_fds_before(fd_set *set)
+{
+	int fds[PORT_FDS_SEEN];
+	int n = open_fds(fds, PORT_FDS_SEEN);
+	FD_ZERO(set);
+	for (int i = 0; i < n && i < PORT_FDS_SEEN; i++)
+		if (fds[i] < FD_SETSIZE && is_xdp_socket(fds[i]))
+			FD_SET(fds[i], set);
 }
 
 /* Whether descriptor `fd` is the driver's receive queue for interface
@@ -460,14 +482,12 @@ static void xdp_fds_before(fd_set *set)
  * (af_xdp: not in `xdp_before`; an XDP socket does not say its interface). */
 static bool is_rx_fd(int fd, enum port_kind kind, unsigned ifindex, const char *ifname, const fd_set *xdp_before)
 {
-	if (kind == PORT_KIND_AF_PACKET || kind == PORT_KIND_AF_XDP) {
+	if (kind == PORT_KIND_AF_XDP)
+		return is_xdp_socket(fd) && (fd >= FD_SETSIZE || !FD_ISSET(fd, xdp_before));
+	if (kind == PORT_KIND_AF_PACKET) {
 		int domain = 0;
 		socklen_t len = sizeof domain;
-		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
-			return false;
-		if (kind == PORT_KIND_AF_XDP)
-			return domain == AF_XDP && (fd >= FD_SETSIZE || !FD_ISSET(fd, xdp_before));
-		if (domain != AF_PACKET)
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET)
 			return false;
 		struct sockaddr_ll sll;
 		len = sizeof sll;
@@ -502,21 +522,15 @@ static void find_rx_fds(struct port *p, const char *device, enum port_kind kind,
 	unsigned ifindex = if_nametoindex(ifname);
 	if (!ifindex)
 		return;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char *end;
-		long fd = strtol(e->d_name, &end, 10);
-		if (*end || fd < 0 || fd == dirfd(d) || !is_rx_fd((int)fd, kind, ifindex, ifname, xdp_before))
+	int fds[PORT_FDS_SEEN];
+	int nfds = open_fds(fds, PORT_FDS_SEEN), n = 0;
+	for (int i = 0; i < nfds && i < PORT_FDS_SEEN; i++) {
+		if (!is_rx_fd(fds[i], kind, ifindex, ifname, xdp_before))
 			continue;
 		if (n < PORT_MAX_WAIT_FDS)
-			p->wait_fd[n] = (int)fd;
+			p->wait_fd[n] = fds[i];
 		n++;
 	}
-	closedir(d);
 	p->nwait = n <= PORT_MAX_WAIT_FDS ? n : 0;
 }
 
