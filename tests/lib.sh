@@ -13,6 +13,22 @@ check()  { local n=$1; shift; if "$@"; then ok "$n"; else not_ok "$n"; fi; }
 expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi; }
 tap_exit() { exit $_tap_failed; }
 
+# The AuthorizationPolicy most tests serve: only prod/sa/frontend may call the
+# service labelled app=backend-api in namespace production (a YAML document).
+policy_frontend_only() {
+	cat <<'YAML'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: frontend-only, namespace: production}
+spec:
+  selector: {matchLabels: {app: backend-api}}
+  action: ALLOW
+  rules:
+    - from: [{source: {principals: ["cluster.local/ns/prod/sa/frontend"]}}]
+YAML
+}
+
 # The two-namespace topology of the af_packet tests, named by a prefix P:
 #
 #   netns P-cli  P-c0 <-veth-> P-c1   root namespace (meshgate's af_packet ports)

@@ -80,15 +80,7 @@ spec:
   accessLog:
     console: true
     syslog: $UP_IP:5514
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: frontend-only, namespace: production}
-spec:
-  selector: {matchLabels: {app: backend-api}}
-  action: ALLOW
-  rules:
-    - from: [{source: {principals: ["cluster.local/ns/prod/sa/frontend"]}}]
+$(policy_frontend_only)
 $1
 YAML
 }

@@ -81,15 +81,7 @@ spec:
   listeners:
     - {name: backend, port: outside, listen: 8443, protocol: http, service: backend-api}
     - {name: echo, port: outside, listen: 9444, protocol: tcp, service: echo}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: frontend-only, namespace: production}
-spec:
-  selector: {matchLabels: {app: backend-api}}
-  action: ALLOW
-  rules:
-    - from: [{source: {principals: ["cluster.local/ns/prod/sa/frontend"]}}]
+$(policy_frontend_only)
 YAML
 	cat >>"$1"
 }

@@ -12,18 +12,7 @@ trap e2e_teardown EXIT
 trap "exit 130" INT TERM
 e2e_setup
 e2e_start_upstream || exit 1
-cfg=$(e2e_write_config <<'YAML'
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: frontend-only, namespace: production}
-spec:
-  selector: {matchLabels: {app: backend-api}}
-  action: ALLOW
-  rules:
-    - from: [{source: {principals: ["cluster.local/ns/prod/sa/frontend"]}}]
-YAML
-)
+cfg=$(policy_frontend_only | e2e_write_config)
 e2e_start_meshgate "$cfg" || exit 1
 check "both ports are net_af_xdp" grep -q 'device: "net_af_xdp1,iface=mge-u1"' "$cfg"
 

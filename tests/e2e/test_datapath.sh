@@ -13,16 +13,7 @@ e2e_start_upstream || exit 1
 e2e_start_nginx || exit 1
 export E2E_EXTRA_LISTENERS='    - {name: web, port: outside, listen: 8446, protocol: http, service: web}'
 export E2E_EXTRA_SERVICES="    - {name: web, namespace: production, labels: {app: web}, endpoints: [\"$UP_IP:8081\"]}"
-cfg=$(e2e_write_config <<'YAML'
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: frontend-only, namespace: production}
-spec:
-  selector: {matchLabels: {app: backend-api}}
-  action: ALLOW
-  rules:
-    - from: [{source: {principals: ["cluster.local/ns/prod/sa/frontend"]}}]
+cfg=$({ policy_frontend_only; cat <<'YAML'; } | e2e_write_config
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
