@@ -158,6 +158,24 @@ while s<n: c=p[:min(len(p),n-s)];h.update(c);s+=len(c)
 print(h.hexdigest())"
 }
 
+# concurrent_gets N: N curl processes at once, each its own connection and
+# handshake as prod/sa/frontend; prints how many got 200 with the upstream's
+# body.
+concurrent_gets() {
+	local i okc=0 pids=()
+	rm -f "$E2E_WORK"/conc.*
+	for i in $(seq "$1"); do
+		cli_curl frontend -o "$E2E_WORK/conc.$i" -w '%{http_code}' "https://meshgate.test:8443/?c=$i" \
+			>"$E2E_WORK/conc.$i.code" 2>&1 &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in $(seq "$1"); do
+		[ "$(cat "$E2E_WORK/conc.$i.code")" = 200 ] && grep -q "hello from upstream" "$E2E_WORK/conc.$i" && okc=$((okc + 1))
+	done
+	echo "$okc"
+}
+
 # mg_cpu_pct SECONDS: meshgate's CPU use over the next SECONDS, in percent of
 # a core (user + system, whole percent).
 mg_cpu_pct() {

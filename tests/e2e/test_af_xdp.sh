@@ -41,17 +41,7 @@ expect_eq "32 MB upload arrives intact (sha256)" "$got" "$(sha256sum "$E2E_WORK/
 urls=(); for _ in $(seq 50); do urls+=(https://meshgate.test:8443/); done
 n=$(cli_curl frontend -s -o /dev/null -w '%{http_code}\n' "${urls[@]}" | grep -c 200)
 expect_eq "50 keep-alive requests on one connection" "$n" 50
-pids=()
-for i in $(seq 20); do
-	cli_curl frontend -o "$E2E_WORK/xc.$i" -w '%{http_code}' https://meshgate.test:8443/ >"$E2E_WORK/xc.$i.code" 2>/dev/null &
-	pids+=($!)
-done
-wait "${pids[@]}"
-okc=0
-for i in $(seq 20); do
-	[ "$(cat "$E2E_WORK/xc.$i.code")" = 200 ] && grep -q "hello from upstream" "$E2E_WORK/xc.$i" && okc=$((okc + 1))
-done
-expect_eq "20 concurrent connections all correct" "$okc" 20
+expect_eq "20 concurrent connections all correct" "$(concurrent_gets 20)" 20
 kill -0 $E2E_MG_PID 2>/dev/null && ok "meshgate still running" || not_ok "meshgate died"
 
 # --- an MTU the driver cannot take: refused at start, naming port and range

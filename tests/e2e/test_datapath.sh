@@ -119,18 +119,7 @@ done
 expect_eq "100 sequential connections all 200" "$okc" 100
 
 # 50 concurrent connections (each a fresh process and handshake)
-rm -f "$E2E_WORK"/conc.*
-pids=()
-for i in $(seq 50); do
-	cli_curl frontend -o "$E2E_WORK/conc.$i" -w '%{http_code}' "https://meshgate.test:8443/?c=$i" >"$E2E_WORK/conc.$i.code" 2>&1 &
-	pids+=($!)
-done
-wait "${pids[@]}"
-okc=0
-for i in $(seq 50); do
-	[ "$(cat "$E2E_WORK/conc.$i.code")" = 200 ] && grep -q "hello from upstream" "$E2E_WORK/conc.$i" && okc=$((okc + 1))
-done
-expect_eq "50 concurrent connections all correct" "$okc" 50
+expect_eq "50 concurrent connections all correct" "$(concurrent_gets 50)" 50
 
 # keep-alive: several requests on one connection
 n=$(cli_curl frontend -s -o /dev/null -w '%{http_code}\n' https://meshgate.test:8443/ https://meshgate.test:8443/ https://meshgate.test:8443/ | grep -c 200)
