@@ -302,6 +302,10 @@ static int open_ports(struct appliance *a)
 			return -1;
 		}
 		net_if_set_mtu(a->ifs[i], (uint16_t)port_mtu(port));
+		if (port_has_gso(port) && net_if_set_gso(a->ifs[i], port_tx_gso_drv) != 0) {
+			fprintf(stderr, "meshgate: port %s: out of memory\n", cp->name);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -444,8 +448,10 @@ static void loop(struct appliance *a)
 		 * at once in port_tx_reserve); the first pass that finds no new
 		 * frame sends what is left. */
 		if (!rx)
-			for (int i = 0; i < a->nports; i++)
+			for (int i = 0; i < a->nports; i++) {
+				net_if_flush(a->ifs[i]);
 				port_tx_flush(a->ports[i]);
+			}
 		bool console_busy = run_console_poll(&a->console, now);
 		if (sig_reload || a->console.reload_requested) {
 			sig_reload = 0;

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <dirent.h>
 #include <linux/if_packet.h>
+#include <linux/if_ether.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -53,6 +55,11 @@ struct port {
 	uint16_t tx_count;
 	struct rte_mbuf *tx_batch[PORT_BURST];
 	uint64_t rx_too_long, tx_no_mbuf, tx_ring_full, tx_too_long;
+	/* af_packet: a second packet socket that takes segmentation-offload
+	 * frames (PACKET_VNET_HDR); -1 = none */
+	int gso_fd;
+	struct sockaddr_ll gso_to;
+	uint64_t tx_gso_frames, tx_gso_errors, tx_gso_packets, tx_gso_bytes;
 	/* Scratch for linearising a multi-segment frame. */
 	uint8_t scratch[PORT_MAX_FRAME];
 };
@@ -534,6 +541,45 @@ static void find_rx_fds(struct port *p, const char *device, enum port_kind kind,
 	p->nwait = n <= PORT_MAX_WAIT_FDS ? n : 0;
 }
 
+/* Segmentation offload for an af_packet port. DPDK's af_packet driver has
+ * none: every frame it sends is a packet the kernel handles on its own, on
+ * both sides of a veth. A packet socket with PACKET_VNET_HDR takes a 64 KB
+ * TCP frame with a virtio-net header asking for segmentation: the kernel
+ * passes it on whole where the device takes it so (a veth, or a NIC with
+ * TSO) and cuts it into segments in software elsewhere. The socket is not
+ * bound to a protocol, so it receives nothing. The driver's own receive
+ * sockets are told to ignore outgoing frames (PACKET_IGNORE_OUTGOING),
+ * which they would otherwise be handed a copy of; without that, or without
+ * vnet headers (an old kernel), the port has no offload. Returns the socket
+ * or -1. */
+static int afp_gso_open(struct port *p, const char *device)
+{
+	char ifname[IF_NAMESIZE];
+	if (p->nwait == 0 || !devargs_iface(device, ifname))
+		return -1;
+	unsigned ifindex = if_nametoindex(ifname);
+	if (!ifindex)
+		return -1;
+	int one = 1;
+	for (int i = 0; i < p->nwait; i++)
+		if (setsockopt(p->wait_fd[i], SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0)
+			return -1;
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* not PACKET_QDISC_BYPASS: the direct path drops a frame that needs
+	 * cutting in software (a device without TSO or checksum offload) */
+	if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {
+		close(fd);
+		return -1;
+	}
+	memset(&p->gso_to, 0, sizeof p->gso_to);
+	p->gso_to.sll_family = AF_PACKET;
+	p->gso_to.sll_protocol = htons(ETH_P_IP);
+	p->gso_to.sll_ifindex = (int)ifindex;
+	return fd;
+}
+
 /* af_packet's ring frames default to 2 KB: a jumbo frame needs bigger ones
  * (10 KB, two per 20 KB block), and the driver wants a whole ring frame to
  * fit one mbuf. */
@@ -642,6 +688,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		fail(err, errlen, mark, "port %s: out of memory", name);
 		goto fail_probe;
 	}
+	p->gso_fd = -1;
 	p->port_id = pid;
 	p->is_vdev = is_vdev;
 	snprintf(p->name, sizeof(p->name), "%s", name);
@@ -724,6 +771,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 	wait_link(pid);
 	if (kind != PORT_KIND_OTHER)
 		find_rx_fds(p, device, kind, &xdp_before);
+	p->gso_fd = afp ? afp_gso_open(p, device) : -1;
 	return p;
 
 fail_pool:
@@ -840,6 +888,50 @@ void *port_tx_reserve_drv(void *port, uint16_t len)
 	return port_tx_reserve(port, len);
 }
 
+bool port_has_gso(const struct port *port)
+{
+	return port->gso_fd >= 0;
+}
+
+int port_tx_gso(struct port *port, const void *frame, uint32_t len, uint16_t l4_off,
+		uint16_t hdr_len, uint16_t seg)
+{
+	if (port->gso_fd < 0)
+		return -1;
+	port_tx_flush(port);   /* what was queued before goes first */
+	struct virtio_net_hdr vh = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+		.gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+		.hdr_len = hdr_len,
+		.gso_size = seg,
+		.csum_start = l4_off,
+		.csum_offset = 16,      /* the TCP checksum field */
+	};
+	memcpy(port->gso_to.sll_addr, frame, 6);
+	port->gso_to.sll_halen = 6;
+	struct iovec iov[2] = {{&vh, sizeof vh}, {(void *)frame, len}};
+	struct msghdr m = {.msg_name = &port->gso_to, .msg_namelen = sizeof port->gso_to,
+			   .msg_iov = iov, .msg_iovlen = 2};
+	if (sendmsg(port->gso_fd, &m, MSG_DONTWAIT) != (ssize_t)(sizeof vh + len)) {
+		if (port->tx_gso_errors++ == 0)
+			fprintf(stderr, "meshgate: port %s: the kernel refused a segmentation-offload frame (%s); "
+				"such frames go out as separate segments (counted in tx_gso_refused)\n",
+				port->name, strerror(errno));
+		return -1;
+	}
+	uint32_t segs = (len - hdr_len + seg - 1) / seg;
+	port->tx_gso_frames++;
+	port->tx_gso_packets += segs;
+	port->tx_gso_bytes += len + (uint64_t)(segs - 1) * hdr_len;
+	return 0;
+}
+
+int port_tx_gso_drv(void *port, const void *frame, uint32_t len, uint16_t l4_off,
+		    uint16_t hdr_len, uint16_t seg)
+{
+	return port_tx_gso(port, frame, len, l4_off, hdr_len, seg);
+}
+
 unsigned port_tx_flush(struct port *port)
 {
 	uint16_t sent = 0;
@@ -879,6 +971,10 @@ void port_get_stats(struct port *port, struct port_stats *out)
 	out->tx_no_mbuf = port->tx_no_mbuf;
 	out->tx_ring_full = port->tx_ring_full;
 	out->tx_too_long = port->tx_too_long;
+	out->tx_packets += port->tx_gso_packets;
+	out->tx_bytes += port->tx_gso_bytes;
+	out->tx_gso_frames = port->tx_gso_frames;
+	out->tx_gso_errors = port->tx_gso_errors;
 	out->rx_dropped = out->rx_missed + out->rx_no_mbuf + out->rx_too_long;
 	out->tx_dropped = out->tx_no_mbuf + out->tx_ring_full;
 	out->tx_errors += out->tx_too_long;
@@ -901,5 +997,7 @@ void port_close(struct port *port)
 	if (port->is_vdev && have_info && info.device)
 		rte_dev_remove(info.device);
 	rte_mempool_free(port->pool);
+	if (port->gso_fd >= 0)
+		close(port->gso_fd);
 	free(port);
 }

@@ -11,6 +11,7 @@
  * port_eal_init(); nothing here is thread-safe. */
 #ifndef MESHGATE_PORT_H
 #define MESHGATE_PORT_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,10 @@ struct port_stats {
 	uint64_t tx_no_mbuf;    /* port_tx_reserve: pool empty */
 	uint64_t tx_ring_full;  /* port_tx_flush: NIC did not take the frame */
 	uint64_t tx_too_long;   /* port_tx_reserve: len over one mbuf (in tx_errors) */
+	/* port_tx_gso: frames taken (the packets they are cut into are in
+	 * tx_packets/tx_bytes), and frames refused (then sent as separate
+	 * segments) */
+	uint64_t tx_gso_frames, tx_gso_errors;
 };
 
 /* Starts the EAL once per process. `args` are extra EAL arguments from the
@@ -107,6 +112,17 @@ void *port_tx_reserve(struct port *port, uint16_t len);
 /* port_tx_reserve() with exactly net_tx_reserve_fn's shape (net/stack.h):
  * net_if_add(..., port_tx_reserve_drv, port). */
 void *port_tx_reserve_drv(void *port, uint16_t len);
+
+/* TCP segmentation offload (af_packet ports; net/stack.h's net_tx_gso_fn
+ * describes the frame): sends what is batched first, then the frame through
+ * a packet socket with a virtio-net header, without waiting. Returns 0, or
+ * -1 (counted in tx_gso_errors) when the port has none or the kernel did not
+ * take it (e.g. its send buffer is full). */
+bool port_has_gso(const struct port *port);
+int port_tx_gso(struct port *port, const void *frame, uint32_t len, uint16_t l4_off,
+		uint16_t hdr_len, uint16_t seg);
+int port_tx_gso_drv(void *port, const void *frame, uint32_t len, uint16_t l4_off,
+		    uint16_t hdr_len, uint16_t seg);
 
 /* Sends the pending TX batch; frames the NIC did not take after a few quick
  * retries are freed and counted in tx_dropped/tx_ring_full. Call once per

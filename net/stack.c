@@ -3,6 +3,7 @@
  * no <netinet/ip.h> (its IP_DF/IP_MF clash with lwIP's). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lwip/err.h"
@@ -15,6 +16,7 @@
 #include "netif/ethernet.h"
 
 #include "net/stack.h"
+#include "net/tcp_coalesce.h"
 
 #define NET_IF_NAME_MAX 32
 #define NET_MTU 1500
@@ -25,6 +27,8 @@ struct net_if {
 	net_tx_reserve_fn tx_reserve;
 	void *drv;
 	struct net_if_stats stats;
+	net_tx_gso_fn tx_gso;           /* NULL: no segmentation offload */
+	struct tco gso;                 /* segments gathered for it */
 };
 
 static struct net_if net_ifs[NET_MAX_IFS];
@@ -47,9 +51,63 @@ void net_init(void)
 	net_started = 1;
 }
 
+/* A driver buffer for one frame of len bytes, counted; NULL (counted) when
+ * there is none. */
+static void *tx_buf(struct net_if *nif, uint16_t len)
+{
+	void *buf = nif->tx_reserve(nif->drv, len);
+	if (!buf) {
+		nif->stats.tx_no_buffer++;
+		return NULL;
+	}
+	nif->stats.tx_frames++;
+	return buf;
+}
+
+/* Sends what net_if->gso holds: one segment as it came; more with the
+ * driver's segmentation offload, or, when the driver does not take the
+ * frame, as the separate segments lwIP made (rebuilt, checksummed). */
+static void gso_send(struct net_if *nif)
+{
+	struct tco *c = &nif->gso;
+	if (c->nsegs == 0)
+		return;
+	if (c->nsegs == 1) {
+		void *buf = tx_buf(nif, (uint16_t)c->len);
+		if (buf)
+			memcpy(buf, c->buf, c->len);
+	} else {
+		unsigned n = c->nsegs;
+		uint32_t len = tco_finish(c);
+		if (nif->tx_gso(nif->drv, c->buf, len, TCO_L4_OFF, TCO_HDR, c->seg) == 0) {
+			nif->stats.tx_gso_frames++;
+			nif->stats.tx_gso_segments += n;
+			nif->stats.tx_frames += n;
+		} else {
+			nif->stats.tx_gso_refused++;
+			for (unsigned i = 0; i < n; i++) {
+				void *buf = tx_buf(nif, (uint16_t)(TCO_HDR + c->seg));
+				if (!buf)
+					break;   /* TCP retransmits the rest */
+				tco_segment(c, i, buf);
+			}
+		}
+	}
+	tco_reset(c);
+}
+
+void net_if_flush(struct net_if *nif)
+{
+	if (nif->tx_gso)
+		gso_send(nif);
+}
+
 /* lwIP hands us a finished frame as a pbuf chain: copy it into the driver's
- * buffer. ERR_MEM (not ERR_OK) on no buffer so TCP keeps the segment queued
- * and retries on its next output instead of waiting for a retransmit. */
+ * buffer, or, with segmentation offload, gather consecutive segments of one
+ * TCP flow (net/tcp_coalesce.h) until a frame that does not continue them,
+ * or net_if_flush. ERR_MEM (not ERR_OK) on no buffer so TCP keeps the
+ * segment queued and retries on its next output instead of waiting for a
+ * retransmit. */
 static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
 {
 	struct net_if *nif = netif->state;
@@ -57,14 +115,44 @@ static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
 		nif->stats.tx_filtered++;
 		return ERR_OK;
 	}
-	void *buf = nif->tx_reserve(nif->drv, p->tot_len);
-	if (!buf) {
-		nif->stats.tx_no_buffer++;
-		return ERR_MEM;
+	if (nif->tx_gso) {
+		uint8_t h[TCO_HDR];
+		struct tco *c = &nif->gso;
+		if (p->tot_len > TCO_HDR && pbuf_copy_partial(p, h, TCO_HDR, 0) == TCO_HDR &&
+		    tco_eligible(h, p->tot_len)) {
+			if (tco_continues(c, h, p->tot_len)) {
+				uint8_t *dst = tco_append(c, h, p->tot_len);
+				pbuf_copy_partial(p, dst, (u16_t)(p->tot_len - TCO_HDR), TCO_HDR);
+				return ERR_OK;
+			}
+			gso_send(nif);
+			pbuf_copy_partial(p, tco_start(c, h, p->tot_len), p->tot_len, 0);
+			return ERR_OK;
+		}
+		gso_send(nif);   /* keeps the flow's frames in order */
 	}
+	void *buf = tx_buf(nif, p->tot_len);
+	if (!buf)
+		return ERR_MEM;
 	pbuf_copy_partial(p, buf, p->tot_len, 0);
-	nif->stats.tx_frames++;
 	return ERR_OK;
+}
+
+int net_if_set_gso(struct net_if *nif, net_tx_gso_fn fn)
+{
+	if (!fn) {
+		net_if_flush(nif);
+		nif->tx_gso = NULL;
+		return 0;
+	}
+	if (!nif->gso.buf) {
+		uint8_t *buf = malloc(TCO_MAX_FRAME);
+		if (!buf)
+			return -1;
+		tco_init(&nif->gso, buf);
+	}
+	nif->tx_gso = fn;
+	return 0;
 }
 
 static err_t net_if_init_netif(struct netif *netif)

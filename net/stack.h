@@ -54,7 +54,33 @@ const char *net_if_name(const struct net_if *nif);
 struct net_if_stats {
 	uint64_t rx_frames, tx_frames, rx_no_pbuf, tx_no_buffer;
 	uint64_t tx_filtered;       /* refused by the TX filter hook */
+	/* segmentation offload (net_if_set_gso): frames handed to it, the
+	 * segments they held (also in tx_frames), and frames it refused
+	 * (then sent as separate segments) */
+	uint64_t tx_gso_frames, tx_gso_segments, tx_gso_refused;
 };
+
+/* Driver hook for TCP segmentation offload: sends one Ethernet + IPv4 + TCP
+ * frame of len bytes (up to 64 KB) whose payload is to go out as seg-byte
+ * segments (the last may be shorter); the TCP checksum field holds the
+ * pseudo-header sum and the driver (or the kernel under it) fills in each
+ * segment's checksums. l4_off is where TCP starts, hdr_len where the payload
+ * starts. Returns 0, or -1 when the frame was not taken. drivers/port.h's
+ * port_tx_gso_drv has this shape. */
+typedef int (*net_tx_gso_fn)(void *drv, const void *frame, uint32_t len, uint16_t l4_off,
+			     uint16_t hdr_len, uint16_t seg);
+
+/* Turns segmentation offload on (fn) or off (NULL) for an interface:
+ * consecutive full-sized segments of one TCP flow are then gathered (up to
+ * 64 KB, net/tcp_coalesce.h) and handed to fn as one frame; anything else,
+ * or a frame fn refuses (sent as the separate segments instead), goes
+ * through tx_reserve as before. Allocates the 64 KB gathering buffer once;
+ * -1 when that fails (offload stays off). */
+int net_if_set_gso(struct net_if *nif, net_tx_gso_fn fn);
+
+/* Hands on the segments gathered for offload; call before flushing the
+ * driver's TX batch (port_tx_flush), every loop iteration that does. */
+void net_if_flush(struct net_if *nif);
 
 /* Optional hook on every outgoing frame, before a driver buffer is taken:
  * `head` is the frame's first pbuf (all of lwIP's headers), frame_len the

@@ -186,6 +186,18 @@ mg_cpu_pct() {
 	echo $(( (t1 - t0) * 100 / $(getconf CLK_TCK) / $1 ))
 }
 
+# avg_rx NS DEV CMD...: runs CMD and prints the average bytes per packet
+# that DEV in namespace NS received meanwhile (a kernel-segmented frame
+# counts once per segment, a frame taken whole counts once).
+avg_rx() {
+	local ns=$1 dev=$2; shift 2
+	local st=/sys/class/net/$dev/statistics b0 p0 b1 p1
+	b0=$(ip netns exec "$ns" cat $st/rx_bytes) p0=$(ip netns exec "$ns" cat $st/rx_packets)
+	"$@"
+	b1=$(ip netns exec "$ns" cat $st/rx_bytes) p1=$(ip netns exec "$ns" cat $st/rx_packets)
+	echo $(((b1 - b0) / (p1 - p0 > 0 ? p1 - p0 : 1)))
+}
+
 # cli_sclient PORT IDENTITY: openssl s_client handshake output (stdin closed).
 cli_sclient() {
 	local port=$1 id=$2

@@ -26,7 +26,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$out/reports/asan
 export LSAN_OPTIONS=suppressions=$top/tests/sanitize/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$out/reports/ubsan
 
-for s in e2e/test_datapath.sh e2e/test_policy.sh e2e/test_limits.sh e2e/test_jumbo.sh e2e/test_af_xdp.sh \
+for s in e2e/test_datapath.sh e2e/test_policy.sh e2e/test_limits.sh e2e/test_jumbo.sh e2e/test_af_xdp.sh e2e/test_offload.sh \
 	egress/test_egress.sh admin/test_admin.sh console/test_console_e2e.sh; do
 	log=$out/$(echo "$s" | tr / _).log
 	timeout 900 bash "$top/tests/$s" >"$log" 2>&1

@@ -3,7 +3,9 @@
  * queue that pump() delivers into the other interface's net_if_input().
  * Covers ARP resolution, ICMP echo (and a corrupt request that must get no
  * answer), a TCP connection carrying 1 MB each way at once, checked byte for
- * byte, an orderly close (FIN both ways, no RST), and the interface limit. */
+ * byte, an orderly close (FIN both ways, no RST), the same with segmentation
+ * offload (segments gathered into large frames, cut back by a stand-in for
+ * the kernel, some refused and sent separately), and the interface limit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include "lwip/tcp.h"
 
 #include "net/stack.h"
+#include "tests/unit/tcp_frames.h"
 
 /* ------------------------------------------------------------ the wire */
 #define WIRE_FRAMES 4096
@@ -75,6 +78,8 @@ static unsigned pump(void)
 {
 	unsigned n = 0, k;
 	do {
+		net_if_flush(if_a);     /* segments gathered for offload, if on */
+		net_if_flush(if_b);
 		k = wire_deliver_one(&a_to_b, if_b, NULL);
 		k += wire_deliver_one(&b_to_a, if_a, b_to_a_hook);
 		n += k;
@@ -393,19 +398,23 @@ static int tcp_done(void)
 	       end_a.errored || end_b.errored;
 }
 
-static void test_tcp_1mb_both_ways(void **state)
+/* One TCP connection A -> B carrying XFER_BYTES each way at once, checked
+ * byte for byte, closed in order; `offload` = the interfaces have
+ * segmentation offload (then fewer frames leave net/ than segments). */
+static void transfer_both_ways(int offload)
 {
-	(void)state;
 	struct net_if_stats sa0, sb0, sa, sb;
 	net_if_get_stats(if_a, &sa0);
 	net_if_get_stats(if_b, &sb0);
+	end_a = (struct end){ .who = "a", .tx_seed = 0x1234567u, .rx_seed = 0x89abcdefu };
+	end_b = (struct end){ .who = "b", .tx_seed = 0x89abcdefu, .rx_seed = 0x1234567u };
 
 	/* Both interfaces share one lwIP and one subnet: pin each pcb to its
 	 * interface so the route does not pick the first matching netif. */
 	struct tcp_pcb *l = tcp_new();
 	assert_non_null(l);
 	tcp_bind_netif(l, net_if_netif(if_b));
-	assert_int_equal(tcp_bind(l, &ip_b, TCP_TEST_PORT), ERR_OK);
+	assert_int_equal(tcp_bind(l, &ip_b, (u16_t)(TCP_TEST_PORT + offload)), ERR_OK);
 	listener = tcp_listen(l);
 	assert_non_null(listener);
 	tcp_accept(listener, on_accept);
@@ -417,7 +426,7 @@ static void test_tcp_1mb_both_ways(void **state)
 	tcp_arg(c, &end_a);
 	tcp_err(c, on_err);
 	uint64_t t0 = now_us();
-	assert_int_equal(tcp_connect(c, &ip_b, TCP_TEST_PORT, on_connected), ERR_OK);
+	assert_int_equal(tcp_connect(c, &ip_b, (u16_t)(TCP_TEST_PORT + offload), on_connected), ERR_OK);
 
 	int finished = pump_until(tcp_done, 30000);
 	uint64_t us = now_us() - t0;
@@ -452,6 +461,74 @@ static void test_tcp_1mb_both_ways(void **state)
 	assert_int_equal(sa.rx_frames - sa0.rx_frames, sb.tx_frames - sb0.tx_frames);
 	assert_int_equal(sa.tx_no_buffer + sb.tx_no_buffer, 0);
 	assert_int_equal(sa.rx_no_pbuf + sb.rx_no_pbuf, 0);
+	if (!offload) {
+		assert_int_equal(sa.tx_gso_frames + sb.tx_gso_frames, 0);
+		return;
+	}
+	/* most data segments went out gathered, more than one to a frame */
+	uint64_t frames = sa.tx_gso_frames - sa0.tx_gso_frames, segs = sa.tx_gso_segments - sa0.tx_gso_segments;
+	print_message("[ info     ] a: %llu offload frames of %.1f segments on average, %llu refused\n",
+		      (unsigned long long)frames, frames ? (double)segs / (double)frames : 0.0,
+		      (unsigned long long)(sa.tx_gso_refused - sa0.tx_gso_refused));
+	assert_true(segs >= XFER_BYTES / 1460 / 2);
+	assert_true(2 * segs >= 3 * frames);    /* this wire is ACK-clocked one frame at a time: ~2.5 */
+	assert_true(sb.tx_gso_segments - sb0.tx_gso_segments >= XFER_BYTES / 1460 / 2);
+}
+
+static void test_tcp_1mb_both_ways(void **state)
+{
+	(void)state;
+	transfer_both_ways(0);
+}
+
+/* ------------------------------------------------------------ offload
+ * A stand-in for the kernel's segmentation: checks the frame net/ hands
+ * over (headers, lengths, the pseudo-header sum in the TCP checksum), cuts
+ * it into seg-byte segments with their own sequence numbers, IPv4 lengths,
+ * ids and checksums, and puts them on the wire, where the other side's lwIP
+ * verifies every checksum. Every 5th frame is refused, so the fallback
+ * (net/ sends the separate segments itself) is exercised too. */
+static unsigned long gso_calls, gso_bad;
+
+static int fake_gso(void *drv, const void *frame, uint32_t len, uint16_t l4_off, uint16_t hdr_len, uint16_t seg)
+{
+	struct wire *w = drv;
+	const uint8_t *f = frame;
+	if (++gso_calls % 5 == 0)
+		return -1;
+	uint32_t tcp_len = len - l4_off;
+	uint32_t pseudo = tf_sum(f + 26, 8, 0) + 6 + (tcp_len >> 16) + (tcp_len & 0xffff);
+	if (l4_off != 34 || hdr_len != TF_HDR || len <= TF_HDR + seg || (uint32_t)((f[16] << 8) | f[17]) != len - 14 ||
+	    (uint32_t)((f[50] << 8) | f[51]) != tf_fold(pseudo) || tf_fold(tf_sum(f + 14, 20, 0)) != 0xffff) {
+		gso_bad++;
+		return -1;
+	}
+	uint16_t id = (uint16_t)(f[18] << 8 | f[19]);
+	for (uint32_t off = TF_HDR, i = 0; off < len; off += seg, i++) {
+		uint32_t n = len - off < seg ? len - off : seg;
+		uint8_t *o = wire_reserve(w, (uint16_t)(TF_HDR + n));
+		if (!o)
+			return -1;      /* a real kernel would have taken it whole */
+		uint8_t flags = off + n < len ? (uint8_t)(f[47] & ~0x08) : f[47];   /* PSH on the last only */
+		tf_segment(o, f, tf_get32(f + 38) + (off - TF_HDR), (uint16_t)(id + i), flags, f + off, n);
+	}
+	return 0;
+}
+
+static void test_tcp_offload_both_ways(void **state)
+{
+	(void)state;
+	assert_int_equal(net_if_set_gso(if_a, fake_gso), 0);
+	assert_int_equal(net_if_set_gso(if_b, fake_gso), 0);
+	gso_calls = gso_bad = 0;
+	transfer_both_ways(1);
+	struct net_if_stats sa, sb;
+	net_if_get_stats(if_a, &sa);
+	net_if_get_stats(if_b, &sb);
+	assert_int_equal(gso_bad, 0);
+	assert_true(sa.tx_gso_refused + sb.tx_gso_refused > 0);
+	assert_int_equal(net_if_set_gso(if_a, NULL), 0);
+	assert_int_equal(net_if_set_gso(if_b, NULL), 0);
 }
 
 /* A full wire is a clean refusal: counted, and TCP recovers once it drains. */
@@ -495,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_arp),
 		cmocka_unit_test(test_icmp_echo),
 		cmocka_unit_test(test_tcp_1mb_both_ways),
+		cmocka_unit_test(test_tcp_offload_both_ways),
 		cmocka_unit_test(test_tx_no_buffer_counted),
 		cmocka_unit_test(test_interface_limit),
 	};

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# TCP segmentation offload on af_packet ports: meshgate gathers a flow's
+# consecutive segments into frames of up to 64 KB and hands them to the
+# kernel with a segmentation request (net/tcp_coalesce.h, drivers/port.c).
+#  - with the veth's offload on (the default), the client's and upstream's
+#    stacks take those frames whole; 32 MB each way arrive intact;
+#  - with meshgate's veth end lacking checksum offload, the kernel cuts
+#    every frame into MSS segments and computes their checksums, which the
+#    receiving stack verifies: the data arrives intact in <= 1514-byte frames;
+#  - a client that offers a small MSS (536) gets segments of that size;
+#  - the console counts the frames, the segments in them, and refusals.
+set -u
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
+trap e2e_teardown EXIT
+trap "exit 130" INT TERM
+e2e_setup
+e2e_start_upstream || exit 1
+cfg=$(e2e_write_config </dev/null)
+e2e_start_meshgate_console "$cfg" || exit 1
+
+ctr() { e2e_counter "port_$1{port=$2}"; }
+n=33554432
+want=$(blob_sha256 $n)
+dl() { cli_curl frontend -o "$E2E_WORK/off.dl" "https://meshgate.test:8443/blob/$1"; }
+
+# --- download with the veth's offload on: frames taken whole
+f0=$(ctr tx_gso_frames outside) s0=$(ctr tx_gso_segments outside) p0=$(ctr tx_packets outside)
+avg=$(avg_rx $NS_CLI mge-c0 dl $n)
+f1=$(ctr tx_gso_frames outside) s1=$(ctr tx_gso_segments outside) p1=$(ctr tx_packets outside)
+expect_eq "32 MB download arrives intact (sha256)" "$(sha256sum "$E2E_WORK/off.dl" | cut -d' ' -f1)" "$want"
+frames=$((f1 - f0)) segs=$((s1 - s0))
+check "meshgate sent the download as offload frames ($frames frames, $segs segments)" \
+	test "$frames" -gt 100 -a "$segs" -gt $((n / 1460 / 2))
+check "several segments to a frame ($((segs / (frames > 0 ? frames : 1))) on average)" test "$segs" -ge $((4 * frames))
+check "the client's stack took them whole (average $avg bytes per packet)" test "$avg" -gt 6000
+check "port tx_packets counts the segments ($((p1 - p0)))" test $((p1 - p0)) -ge "$segs"
+expect_eq "no frame refused" "$(ctr tx_gso_refused outside)" 0
+
+# --- upload: the inside port gathers the upstream's segments the same way
+head -c $n /dev/urandom >"$E2E_WORK/off.up"
+up_want=$(sha256sum "$E2E_WORK/off.up" | cut -d' ' -f1)
+ul() { cli_curl frontend -H 'Expect:' --data-binary @"$E2E_WORK/off.up" https://meshgate.test:8443/sha256 >"$E2E_WORK/off.ul"; }
+f0=$(ctr tx_gso_frames inside)
+ul
+expect_eq "32 MB upload arrives intact (sha256)" "$(tr -d '\n' <"$E2E_WORK/off.ul")" "$up_want"
+check "the inside port sent offload frames ($(($(ctr tx_gso_frames inside) - f0)))" \
+	test $(($(ctr tx_gso_frames inside) - f0)) -gt 100
+
+# --- meshgate's end without checksum offload: the kernel segments and
+# checksums in software, the client verifies every segment
+ethtool -K mge-c1 tx off >/dev/null
+check "meshgate's outside veth end has no checksum offload now" \
+	sh -c "ethtool -k mge-c1 | grep -q '^tx-checksumming: off'"
+f0=$(ctr tx_gso_frames outside)
+avg=$(avg_rx $NS_CLI mge-c0 dl $n)
+expect_eq "32 MB download cut and checksummed by the kernel arrives intact" \
+	"$(sha256sum "$E2E_WORK/off.dl" | cut -d' ' -f1)" "$want"
+check "it arrived in wire-sized frames (average $avg bytes)" test "$avg" -le 1514 -a "$avg" -gt 1000
+check "still sent as offload frames ($(($(ctr tx_gso_frames outside) - f0)))" \
+	test $(($(ctr tx_gso_frames outside) - f0)) -gt 100
+
+# --- a client offering MSS 536: segments of 536 bytes
+ip -n $NS_CLI route replace 198.18.0.0/24 dev mge-c0 advmss 536
+m=4194304
+avg=$(avg_rx $NS_CLI mge-c0 dl $m)
+expect_eq "4 MB download to an MSS-536 client arrives intact" \
+	"$(sha256sum "$E2E_WORK/off.dl" | cut -d' ' -f1)" "$(blob_sha256 $m)"
+check "segments kept to the client's MSS (average $avg bytes per frame)" test "$avg" -le $((536 + 54)) -a "$avg" -gt 400
+ip -n $NS_CLI route replace 198.18.0.0/24 dev mge-c0
+ethtool -K mge-c1 tx on >/dev/null
+
+expect_eq "no frame refused" "$(ctr tx_gso_refused outside)" 0
+kill -0 $E2E_MG_PID 2>/dev/null && ok "meshgate still running" || not_ok "meshgate died"
+tap_exit
