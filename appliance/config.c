@@ -221,7 +221,7 @@ static void parse_limits(const struct ydoc *d, const yaml_node_t *n, struct conf
 
 static void parse_ports(const struct ydoc *d, const yaml_node_t *n, struct config *cfg)
 {
-	static const char *const keys[] = {"name", "device", "address", "gateway", "mbufs", "mtu", NULL};
+	static const char *const keys[] = {"name", "device", "address", "gateway", "mbufs", "mtu", "offload", NULL};
 	if (!yget_seq(d, n, "spec.ports"))
 		return;
 	int cnt = yseq_len(n);
@@ -281,6 +281,10 @@ static void parse_ports(const struct ydoc *d, const yaml_node_t *n, struct confi
 		yfield(field, sizeof field, "%s.mtu", base);
 		if ((v = ymap_get(d, e, "mtu")) && yget_uint(d, v, field, 576, 9000, &x))
 			p->mtu = (unsigned)x;
+		yfield(field, sizeof field, "%s.offload", base);
+		bool offload = true;
+		if ((v = ymap_get(d, e, "offload")) && yget_bool(d, v, field, &offload))
+			p->no_offload = !offload;
 	}
 }
 

@@ -58,6 +58,7 @@ struct config_port {
 	uint32_t gateway;           /* network byte order, 0 = none */
 	unsigned mbufs;             /* 0 = driver default */
 	unsigned mtu;               /* IP MTU, 0 = 1500 */
+	bool no_offload;            /* `offload: false`: no TCP segmentation offload */
 };
 
 struct config_endpoint { uint32_t ip; uint16_t port; };  /* ip network order, port host order */

@@ -191,7 +191,8 @@ static bool ports_same(const struct config *a, const struct config *b)
 	for (int i = 0; i < a->nports; i++) {
 		const struct config_port *x = &a->ports[i], *y = &b->ports[i];
 		if (strcmp(x->name, y->name) || strcmp(x->device, y->device) || x->address != y->address ||
-		    x->prefix != y->prefix || x->gateway != y->gateway)
+		    x->prefix != y->prefix || x->gateway != y->gateway || x->mbufs != y->mbufs || x->mtu != y->mtu ||
+		    x->no_offload != y->no_offload)
 			return false;
 	}
 	return true;
@@ -302,7 +303,7 @@ static int open_ports(struct appliance *a)
 			return -1;
 		}
 		net_if_set_mtu(a->ifs[i], (uint16_t)port_mtu(port));
-		if (port_has_gso(port) && net_if_set_gso(a->ifs[i], port_tx_gso_drv) != 0) {
+		if (!cp->no_offload && port_has_gso(port) && net_if_set_gso(a->ifs[i], port_tx_gso_drv) != 0) {
 			fprintf(stderr, "meshgate: port %s: out of memory\n", cp->name);
 			return -1;
 		}

@@ -8,7 +8,9 @@
 #    every frame into MSS segments and computes their checksums, which the
 #    receiving stack verifies: the data arrives intact in <= 1514-byte frames;
 #  - a client that offers a small MSS (536) gets segments of that size;
-#  - the console counts the frames, the segments in them, and refusals.
+#  - the console counts the frames, the segments in them, and refusals;
+#  - `offload: false` on a port turns it off (at start: a reload that changes
+#    it is refused like any change to the ports).
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -72,4 +74,26 @@ ethtool -K mge-c1 tx on >/dev/null
 
 expect_eq "no frame refused" "$(ctr tx_gso_refused outside)" 0
 kill -0 $E2E_MG_PID 2>/dev/null && ok "meshgate still running" || not_ok "meshgate died"
+
+# --- `offload: false`: a reload cannot change it (ports are fixed at start)
+cp "$cfg" "$E2E_WORK/off-orig.yaml"
+sed -i 's|\(address: [0-9./]*\)}|\1, offload: false}|' "$cfg"
+check "test config turns offload off on both ports" test "$(grep -c 'offload: false' "$cfg")" -eq 2
+out=$(e2e_console reload)
+check "a reload that changes offload is refused ($(grep -m1 -o 'ports cannot change[^;]*' <<<"$out"))" \
+	grep -q "spec.ports: ports cannot change at run time" <<<"$out"
+f0=$(ctr tx_gso_frames outside)
+dl 4194304
+check "the running configuration keeps offloading ($(($(ctr tx_gso_frames outside) - f0)) frames)" \
+	test $(($(ctr tx_gso_frames outside) - f0)) -gt 10
+
+# --- started with it: every segment its own frame, the transfer intact
+kill "$E2E_MG_PID"; wait "$E2E_MG_PID" 2>/dev/null; E2E_MG_PID=
+exec 7>&-
+e2e_start_meshgate_console "$cfg" || exit 1
+avg=$(avg_rx $NS_CLI mge-c0 dl $n)
+expect_eq "offload: false: 32 MB download arrives intact" "$(sha256sum "$E2E_WORK/off.dl" | cut -d' ' -f1)" "$want"
+expect_eq "offload: false: no offload frames" "$(ctr tx_gso_frames outside)" 0
+check "offload: false: the client received segment-sized frames (average $avg bytes)" test "$avg" -le 1514
+cp "$E2E_WORK/off-orig.yaml" "$cfg"
 tap_exit

@@ -123,6 +123,36 @@ static void test_bad(void **state)
 	"  trustBundles: [{trustDomain: td, roots: good/ca.pem}]\n" \
 	"  ports: [{name: p, device: d, address: 198.18.0.2/24}]\n"
 
+/* A port's segmentation offload: on unless `offload: false`; anything but a
+ * boolean is refused with the file, line and field. */
+#define APPLIANCE_PORT(extra) \
+	"apiVersion: meshgate.dev/v1alpha1\nkind: Appliance\nmetadata: {name: a}\nspec:\n" \
+	"  trustDomain: td\n" \
+	"  identity: {certificateChain: good/gw.pem, privateKey: good/gw.key}\n" \
+	"  trustBundles: [{trustDomain: td, roots: good/ca.pem}]\n" \
+	"  ports:\n  - {name: p, device: d, address: 198.18.0.2/24}\n" \
+	"  - {name: q, device: e, address: 198.18.1.2/24" extra "}\n"
+
+static void test_port_offload(void **state)
+{
+	static const char off[] = APPLIANCE_PORT(", offload: false");
+	assert_int_equal(config_load_buffer("off.yaml", "data/config", off, strlen(off), cfg, errs), 0);
+	assert_false(cfg->ports[0].no_offload);
+	assert_true(cfg->ports[1].no_offload);
+	config_free(cfg);
+	static const char on[] = APPLIANCE_PORT(", offload: true");
+	assert_int_equal(config_load_buffer("on.yaml", "data/config", on, strlen(on), cfg, errs), 0);
+	assert_false(cfg->ports[1].no_offload);
+	config_free(cfg);
+	static const char bad[] = APPLIANCE_PORT(", offload: sometimes");
+	assert_int_equal(config_load_buffer("bad.yaml", "data/config", bad, strlen(bad), cfg, errs), -1);
+	assert_int_equal(errs->count, 1);
+	assert_string_equal(errs->items[0].file, "bad.yaml");
+	assert_int_equal(errs->items[0].line, 10);
+	assert_string_equal(errs->items[0].field, "spec.ports[1].offload");
+	assert_string_equal(errs->items[0].message, "must be true or false, got \"sometimes\"");
+}
+
 static void test_buffer_and_documents(void **state)
 {
 	static const char ok[] = APPLIANCE "---\n---\n"
@@ -259,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_buffer_and_documents),
+		cmocka_unit_test(test_port_offload),
 		cmocka_unit_test(test_references_and_uniqueness),
 		cmocka_unit_test(test_list_limits),
 		cmocka_unit_test(test_error_cap_and_print),
