@@ -303,7 +303,8 @@ enum family {
 	F_REQ_TOTAL, F_REQ_DURATION, F_TCP_OPENED, F_TCP_CLOSED, F_TCP_SENT, F_TCP_RECEIVED,
 	F_REFUSALS, F_DECISIONS, F_TLS, F_POOL_IN_USE, F_POOL_SIZE,
 	F_PORT_RX_PACKETS, F_PORT_TX_PACKETS, F_PORT_RX_BYTES, F_PORT_TX_BYTES,
-	F_PORT_RX_DROPPED, F_PORT_TX_DROPPED, F_PORT_LINK_UP, F_OVERFLOW, F_END
+	F_PORT_RX_DROPPED, F_PORT_TX_DROPPED, F_PORT_LINK_UP, F_PORT_TX_OFFLOAD_FRAMES,
+	F_PORT_TX_OFFLOAD_REFUSED, F_OVERFLOW, F_END
 };
 
 static const struct { const char *name, *type, *help; } families[F_END] = {
@@ -325,6 +326,10 @@ static const struct { const char *name, *type, *help; } families[F_END] = {
 	[F_PORT_RX_DROPPED] = { "meshgate_port_rx_dropped_total", "counter", "Packets dropped on receive (NIC missed, no mbuf)." },
 	[F_PORT_TX_DROPPED] = { "meshgate_port_tx_dropped_total", "counter", "Packets dropped on transmit (ring full, no mbuf)." },
 	[F_PORT_LINK_UP] = { "meshgate_port_link_up", "gauge", "1 when the port's link is up." },
+	[F_PORT_TX_OFFLOAD_FRAMES] = { "meshgate_port_tx_offload_frames_total", "counter",
+				       "TCP frames of up to 64 KB handed to the port's segmentation offload (their packets count in tx_packets)." },
+	[F_PORT_TX_OFFLOAD_REFUSED] = { "meshgate_port_tx_offload_refused_total", "counter",
+					"Offload frames the port refused, sent as separate segments instead." },
 	[F_OVERFLOW] = { "meshgate_metrics_overflow_total", "counter", "Label sets counted in a table's overflow series because the table was full or a label too long." },
 };
 
@@ -464,7 +469,8 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 		return true;
 	}
 	case F_PORT_RX_PACKETS: case F_PORT_TX_PACKETS: case F_PORT_RX_BYTES: case F_PORT_TX_BYTES:
-	case F_PORT_RX_DROPPED: case F_PORT_TX_DROPPED: case F_PORT_LINK_UP: {
+	case F_PORT_RX_DROPPED: case F_PORT_TX_DROPPED: case F_PORT_LINK_UP:
+	case F_PORT_TX_OFFLOAD_FRAMES: case F_PORT_TX_OFFLOAD_REFUSED: {
 		if (i >= r->nports) break;
 		const struct metrics_port_sample *p = &r->ports[i];
 		uint64_t v = 0;
@@ -475,6 +481,8 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 		case F_PORT_TX_BYTES: v = p->tx_bytes; break;
 		case F_PORT_RX_DROPPED: v = p->rx_dropped; break;
 		case F_PORT_TX_DROPPED: v = p->tx_dropped; break;
+		case F_PORT_TX_OFFLOAD_FRAMES: v = p->tx_offload_frames; break;
+		case F_PORT_TX_OFFLOAD_REFUSED: v = p->tx_offload_refused; break;
 		default: v = p->link_up ? 1 : 0;
 		}
 		tw_str(w, name);

@@ -164,6 +164,9 @@ struct metrics_port_sample {
 	const char *name;
 	uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped;
 	bool link_up;
+	/* TCP segmentation offload: frames handed to it (their packets are in
+	 * tx_packets), and frames it refused (sent as separate segments) */
+	uint64_t tx_offload_frames, tx_offload_refused;
 };
 struct metrics_sources {
 	/* fill out[0..max-1], return the count */

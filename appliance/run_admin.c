@@ -21,13 +21,16 @@ static int ports_cb(void *arg, struct metrics_port_sample *out, int max)
 	int n = 0;
 	for (int i = 0; i < a->nports && n < max; i++) {
 		struct port_stats st;
+		struct net_if_stats ns;
 		port_get_stats(a->ports[i], &st);
+		net_if_get_stats(a->ifs[i], &ns);
 		out[n++] = (struct metrics_port_sample){
 			.name = a->cfg->ports[i].name,
 			.rx_packets = st.rx_packets, .tx_packets = st.tx_packets,
 			.rx_bytes = st.rx_bytes, .tx_bytes = st.tx_bytes,
 			.rx_dropped = st.rx_dropped, .tx_dropped = st.tx_dropped,
 			.link_up = st.link_up != 0,
+			.tx_offload_frames = st.tx_gso_frames, .tx_offload_refused = ns.tx_gso_refused,
 		};
 	}
 	return n;

@@ -172,8 +172,8 @@ static int pools_cb(void *arg, struct metrics_pool_sample *out, int max)
 
 static int ports_cb(void *arg, struct metrics_port_sample *out, int max)
 {
-	out[0] = (struct metrics_port_sample){ "eth0", 10, 20, 1000, 2000, 1, 2, true };
-	out[1] = (struct metrics_port_sample){ "eth1", 0, 0, 0, 0, 0, 0, false };
+	out[0] = (struct metrics_port_sample){ "eth0", 10, 20, 1000, 2000, 1, 2, true, 7, 1 };
+	out[1] = (struct metrics_port_sample){ "eth1", 0, 0, 0, 0, 0, 0, false, 0, 0 };
 	return 2;
 }
 
@@ -189,6 +189,9 @@ static void test_pool_and_port_sources(void **state)
 	assert_non_null(strstr(text, "meshgate_port_tx_dropped_total{port=\"eth0\"} 2\n"));
 	assert_non_null(strstr(text, "meshgate_port_link_up{port=\"eth0\"} 1\n"));
 	assert_non_null(strstr(text, "meshgate_port_link_up{port=\"eth1\"} 0\n"));
+	assert_non_null(strstr(text, "meshgate_port_tx_offload_frames_total{port=\"eth0\"} 7\n"));
+	assert_non_null(strstr(text, "meshgate_port_tx_offload_refused_total{port=\"eth0\"} 1\n"));
+	assert_non_null(strstr(text, "meshgate_port_tx_offload_frames_total{port=\"eth1\"} 0\n"));
 	promtool_check(text, strlen(text));
 }
 
