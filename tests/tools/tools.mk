@@ -6,7 +6,8 @@
 # or appliance/ work in progress cannot break it.
 TOOLS_BIN := $(BUILD)/tests/tools
 PORT_ECHO := $(TOOLS_BIN)/port_echo
-PORT_ECHO_OBJS := $(BUILD)/dobj/drivers/port.o $(BUILD)/obj/net/stack.o $(BUILD)/obj/net/sys_arch.o
+PORT_ECHO_OBJS := $(BUILD)/dobj/drivers/port.o $(BUILD)/obj/net/stack.o $(BUILD)/obj/net/sys_arch.o \
+	$(BUILD)/obj/net/tcp_coalesce.o
 
 .PHONY: tools
 tools: $(PORT_ECHO)
