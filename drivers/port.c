@@ -913,11 +913,15 @@ int port_tx_gso(struct port *port, const void *frame, uint32_t len, uint16_t l4_
 	struct msghdr m = {.msg_name = &port->gso_to, .msg_namelen = sizeof port->gso_to,
 			   .msg_iov = iov, .msg_iovlen = 2};
 	if (sendmsg(port->gso_fd, &m, MSG_DONTWAIT) != (ssize_t)(sizeof vh + len)) {
-		if (port->tx_gso_errors++ == 0)
-			fprintf(stderr, "meshgate: port %s: the kernel refused a segmentation-offload frame (%s); "
-				"such frames go out as separate segments (counted in tx_gso_refused)\n",
-				port->name, strerror(errno));
-		return -1;
+		int e = errno;
+		port->tx_gso_errors++;
+		if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM || e == EINTR)
+			return -1;      /* a full queue or memory: try again with the next */
+		fprintf(stderr, "meshgate: port %s: the kernel refuses segmentation-offload frames (%s); "
+			"offload is off for this port from now on\n", port->name, strerror(e));
+		close(port->gso_fd);
+		port->gso_fd = -1;
+		return -2;
 	}
 	uint32_t segs = (len - hdr_len + seg - 1) / seg;
 	port->tx_gso_frames++;

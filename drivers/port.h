@@ -115,9 +115,11 @@ void *port_tx_reserve_drv(void *port, uint16_t len);
 
 /* TCP segmentation offload (af_packet ports; net/stack.h's net_tx_gso_fn
  * describes the frame): sends what is batched first, then the frame through
- * a packet socket with a virtio-net header, without waiting. Returns 0, or
- * -1 (counted in tx_gso_errors) when the port has none or the kernel did not
- * take it (e.g. its send buffer is full). */
+ * a packet socket with a virtio-net header, without waiting. Returns 0; -1
+ * (counted in tx_gso_errors) when the port has none or the kernel did not
+ * take it for now (its send buffer is full); -2 when the kernel refuses such
+ * frames for another reason: the port's offload is then off for good, and
+ * that is logged once. */
 bool port_has_gso(const struct port *port);
 int port_tx_gso(struct port *port, const void *frame, uint32_t len, uint16_t l4_off,
 		uint16_t hdr_len, uint16_t seg);

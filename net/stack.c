@@ -79,7 +79,8 @@ static void gso_send(struct net_if *nif)
 	} else {
 		unsigned n = c->nsegs;
 		uint32_t len = tco_finish(c);
-		if (nif->tx_gso(nif->drv, c->buf, len, TCO_L4_OFF, TCO_HDR, c->seg) == 0) {
+		int rc = nif->tx_gso(nif->drv, c->buf, len, TCO_L4_OFF, TCO_HDR, c->seg);
+		if (rc == 0) {
 			nif->stats.tx_gso_frames++;
 			nif->stats.tx_gso_segments += n;
 			nif->stats.tx_frames += n;
@@ -91,6 +92,8 @@ static void gso_send(struct net_if *nif)
 					break;   /* TCP retransmits the rest */
 				tco_segment(c, i, buf);
 			}
+			if (rc == -2)
+				nif->tx_gso = NULL;     /* the driver has turned it off */
 		}
 	}
 	tco_reset(c);
@@ -126,10 +129,13 @@ static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
 				return ERR_OK;
 			}
 			gso_send(nif);
-			pbuf_copy_partial(p, tco_start(c, h, p->tot_len), p->tot_len, 0);
-			return ERR_OK;
+			if (nif->tx_gso) {      /* still on: the driver may have turned it off */
+				pbuf_copy_partial(p, tco_start(c, h, p->tot_len), p->tot_len, 0);
+				return ERR_OK;
+			}
+		} else {
+			gso_send(nif);  /* keeps the flow's frames in order */
 		}
-		gso_send(nif);   /* keeps the flow's frames in order */
 	}
 	void *buf = tx_buf(nif, p->tot_len);
 	if (!buf)

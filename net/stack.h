@@ -65,7 +65,8 @@ struct net_if_stats {
  * segments (the last may be shorter); the TCP checksum field holds the
  * pseudo-header sum and the driver (or the kernel under it) fills in each
  * segment's checksums. l4_off is where TCP starts, hdr_len where the payload
- * starts. Returns 0, or -1 when the frame was not taken. drivers/port.h's
+ * starts. Returns 0; -1 when the frame was not taken; -2 when it was not and
+ * none will be (the interface's offload is then turned off). drivers/port.h's
  * port_tx_gso_drv has this shape. */
 typedef int (*net_tx_gso_fn)(void *drv, const void *frame, uint32_t len, uint16_t l4_off,
 			     uint16_t hdr_len, uint16_t seg);

@@ -56,7 +56,7 @@ static void *wire_reserve(void *drv, uint16_t len)
 
 /* Optional look at every frame B sends to A. */
 typedef void (*frame_hook)(const uint8_t *frame, uint16_t len);
-static frame_hook b_to_a_hook;
+static frame_hook b_to_a_hook, a_to_b_hook;
 
 static unsigned wire_deliver_one(struct wire *w, struct net_if *to, frame_hook hook)
 {
@@ -80,7 +80,7 @@ static unsigned pump(void)
 	do {
 		net_if_flush(if_a);     /* segments gathered for offload, if on */
 		net_if_flush(if_b);
-		k = wire_deliver_one(&a_to_b, if_b, NULL);
+		k = wire_deliver_one(&a_to_b, if_b, a_to_b_hook);
 		k += wire_deliver_one(&b_to_a, if_a, b_to_a_hook);
 		n += k;
 	} while (k);
@@ -399,8 +399,10 @@ static int tcp_done(void)
 }
 
 /* One TCP connection A -> B carrying XFER_BYTES each way at once, checked
- * byte for byte, closed in order; `offload` = the interfaces have
- * segmentation offload (then fewer frames leave net/ than segments). */
+ * byte for byte, closed in order. `offload`: 0 none (checked: no offload
+ * frames), 1 both interfaces have segmentation offload (checked: fewer
+ * frames leave net/ than segments), 2 the caller checks; also the listening
+ * port's offset, as earlier connections' ports may still be in TIME_WAIT. */
 static void transfer_both_ways(int offload)
 {
 	struct net_if_stats sa0, sb0, sa, sb;
@@ -461,10 +463,10 @@ static void transfer_both_ways(int offload)
 	assert_int_equal(sa.rx_frames - sa0.rx_frames, sb.tx_frames - sb0.tx_frames);
 	assert_int_equal(sa.tx_no_buffer + sb.tx_no_buffer, 0);
 	assert_int_equal(sa.rx_no_pbuf + sb.rx_no_pbuf, 0);
-	if (!offload) {
+	if (offload == 0)
 		assert_int_equal(sa.tx_gso_frames + sb.tx_gso_frames, 0);
+	if (offload != 1)
 		return;
-	}
 	/* most data segments went out gathered, more than one to a frame */
 	uint64_t frames = sa.tx_gso_frames - sa0.tx_gso_frames, segs = sa.tx_gso_segments - sa0.tx_gso_segments;
 	print_message("[ info     ] a: %llu offload frames of %.1f segments on average, %llu refused\n",
@@ -513,6 +515,96 @@ static int fake_gso(void *drv, const void *frame, uint32_t len, uint16_t l4_off,
 		tf_segment(o, f, tf_get32(f + 38) + (off - TF_HDR), (uint16_t)(id + i), flags, f + off, n);
 	}
 	return 0;
+}
+
+/* A driver whose offload stops for good on its 3rd frame (-2): net/ sends
+ * that frame as segments and never offers another. */
+static int fake_gso_dies(void *drv, const void *frame, uint32_t len, uint16_t l4_off, uint16_t hdr_len, uint16_t seg)
+{
+	if (gso_calls >= 2) {
+		gso_calls++;
+		return -2;
+	}
+	return fake_gso(drv, frame, len, l4_off, hdr_len, seg);
+}
+
+/* Data segments A sends again (a frame net/ kept and never sent shows as
+ * one: TCP retransmits it when its timer fires). */
+static uint32_t a_high_seq;
+static unsigned long a_resent;
+
+static void count_resent(const uint8_t *f, uint16_t len)
+{
+	if (len <= TF_HDR || f[12] != 0x08 || f[13] != 0x00 || f[23] != 6)
+		return;
+	uint32_t payload = (uint32_t)((f[16] << 8) | f[17]) - 20 - (uint32_t)(f[46] >> 4) * 4;
+	if (payload == 0 || payload > len)
+		return;
+	uint32_t seq = tf_get32(f + 38), end = seq + payload;
+	if (a_high_seq && (int32_t)(seq - a_high_seq) < 0)
+		a_resent++;
+	if (!a_high_seq || (int32_t)(end - a_high_seq) > 0)
+		a_high_seq = end;
+}
+
+static void test_tcp_offload_turned_off(void **state)
+{
+	(void)state;
+	struct net_if_stats s0, s1;
+	net_if_get_stats(if_a, &s0);
+	assert_int_equal(net_if_set_gso(if_a, fake_gso_dies), 0);
+	gso_calls = gso_bad = 0;
+	a_high_seq = 0, a_resent = 0;
+	a_to_b_hook = count_resent;
+	transfer_both_ways(2);
+	a_to_b_hook = NULL;
+	assert_int_equal(a_resent, 0);
+	net_if_get_stats(if_a, &s1);
+	assert_int_equal(gso_calls, 3);
+	assert_int_equal(gso_bad, 0);
+	assert_int_equal(s1.tx_gso_frames - s0.tx_gso_frames, 2);
+	assert_int_equal(s1.tx_gso_refused - s0.tx_gso_refused, 1);
+	assert_int_equal(net_if_set_gso(if_a, NULL), 0);
+}
+
+/* The driver turning offload off in the middle of a linkoutput (the frame
+ * that ends a gathered run is refused for good): that frame and the next
+ * go straight out, nothing is left gathered that no flush would send. */
+static void test_offload_off_midway(void **state)
+{
+	(void)state;
+	static uint8_t hdr[TF_HDR], f[3][TF_HDR + 1000], data[1000];
+	memcpy(hdr, mac_b, 6);
+	memcpy(hdr + 6, mac_a, 6);
+	hdr[12] = 0x08, hdr[14] = 0x45, hdr[22] = 64, hdr[23] = 6;
+	memcpy(hdr + 26, &ip_a, 4);
+	memcpy(hdr + 30, &ip_b, 4);
+	tf_put16(hdr + 34, 40001), tf_put16(hdr + 36, 9);
+	uint32_t len[3];
+	len[0] = tf_segment(f[0], hdr, 1, 1, 0x10, data, 1000);
+	len[1] = tf_segment(f[1], hdr, 1001, 2, 0x10, data, 1000);
+	tf_put16(hdr + 34, 40002);                      /* another flow */
+	len[2] = tf_segment(f[2], hdr, 7, 3, 0x10, data, 1000);
+
+	assert_int_equal(net_if_set_gso(if_a, fake_gso_dies), 0);
+	gso_calls = 2;                                  /* the next call says -2 */
+	struct netif *n = net_if_netif(if_a);
+	unsigned before = a_to_b.tail;
+	for (int i = 0; i < 3; i++) {
+		struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len[i], PBUF_RAM);
+		assert_non_null(p);
+		memcpy(p->payload, f[i], len[i]);
+		assert_int_equal(n->linkoutput(n, p), ERR_OK);
+		pbuf_free(p);
+	}
+	assert_int_equal(gso_calls, 3);
+	assert_int_equal(a_to_b.tail - before, 3);      /* both gathered ones, then the third */
+	net_if_flush(if_a);
+	assert_int_equal(a_to_b.tail - before, 3);
+	for (int i = 0; i < 3; i++)
+		assert_memory_equal(a_to_b.frame[(before + (unsigned)i) % WIRE_FRAMES], f[i], len[i]);
+	a_to_b.head = a_to_b.tail;                      /* not for B's stack */
+	assert_int_equal(net_if_set_gso(if_a, NULL), 0);
 }
 
 static void test_tcp_offload_both_ways(void **state)
@@ -573,6 +665,8 @@ int main(void)
 		cmocka_unit_test(test_icmp_echo),
 		cmocka_unit_test(test_tcp_1mb_both_ways),
 		cmocka_unit_test(test_tcp_offload_both_ways),
+		cmocka_unit_test(test_tcp_offload_turned_off),
+		cmocka_unit_test(test_offload_off_midway),
 		cmocka_unit_test(test_tx_no_buffer_counted),
 		cmocka_unit_test(test_interface_limit),
 	};
