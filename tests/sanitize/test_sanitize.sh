@@ -2,8 +2,8 @@
 # The end-to-end scripts once more, against meshgate built with
 # AddressSanitizer and UndefinedBehaviorSanitizer (tests/sanitize/sanitize.mk):
 # real clients (curl, openssl, nginx, dig, chromium) drive the data path,
-# policy, limits, jumbo frames, egress, the admin and the serial consoles, and
-# meshgate is stopped with connections open. A failed check or any sanitizer
+# policy, limits, jumbo frames, segmentation offload, egress, the admin and
+# the serial consoles, and meshgate is stopped with connections open. A failed check or any sanitizer
 # report fails the test; reports stay in build/sanitize/reports/.
 set -u
 . "$(dirname "$0")/../lib.sh"
