@@ -541,18 +541,19 @@ static void find_rx_fds(struct port *p, const char *device, enum port_kind kind,
 	p->nwait = n <= PORT_MAX_WAIT_FDS ? n : 0;
 }
 
-/* Segmentation offload for an af_packet port. DPDK's af_packet driver has
- * none: every frame it sends is a packet the kernel handles on its own, on
- * both sides of a veth. A packet socket with PACKET_VNET_HDR takes a 64 KB
- * TCP frame with a virtio-net header asking for segmentation: the kernel
- * passes it on whole where the device takes it so (a veth, or a NIC with
- * TSO) and cuts it into segments in software elsewhere. The socket is not
- * bound to a protocol, so it receives nothing. The driver's own receive
- * sockets are told to ignore outgoing frames (PACKET_IGNORE_OUTGOING),
- * which they would otherwise be handed a copy of; without that, or without
- * vnet headers (an old kernel), the port has no offload. Returns the socket
- * or -1. */
-static int afp_gso_open(struct port *p, const char *device)
+/* Segmentation offload for a port on a kernel interface (af_packet or
+ * AF_XDP). DPDK's drivers for those have none: every frame they send is a
+ * packet the kernel handles on its own, on both sides of a veth. A packet
+ * socket with PACKET_VNET_HDR takes a 64 KB TCP frame with a virtio-net
+ * header asking for segmentation: the kernel passes it on whole where the
+ * device takes it so (a veth, or a NIC with TSO) and cuts it into segments
+ * in software elsewhere. The socket is not bound to a protocol, so it
+ * receives nothing. af_packet's own receive sockets are told to ignore
+ * outgoing frames (PACKET_IGNORE_OUTGOING), which they would otherwise be
+ * handed a copy of (an XDP socket only sees what arrives); without that, or
+ * without vnet headers (an old kernel), the port has no offload. Returns
+ * the socket or -1. */
+static int afp_gso_open(struct port *p, const char *device, enum port_kind kind)
 {
 	char ifname[IF_NAMESIZE];
 	if (p->nwait == 0 || !devargs_iface(device, ifname))
@@ -561,7 +562,7 @@ static int afp_gso_open(struct port *p, const char *device)
 	if (!ifindex)
 		return -1;
 	int one = 1;
-	for (int i = 0; i < p->nwait; i++)
+	for (int i = 0; i < p->nwait && kind == PORT_KIND_AF_PACKET; i++)
 		if (setsockopt(p->wait_fd[i], SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0)
 			return -1;
 	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -771,7 +772,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 	wait_link(pid);
 	if (kind != PORT_KIND_OTHER)
 		find_rx_fds(p, device, kind, &xdp_before);
-	p->gso_fd = afp ? afp_gso_open(p, device) : -1;
+	p->gso_fd = afp || kind == PORT_KIND_AF_XDP ? afp_gso_open(p, device, kind) : -1;
 	return p;
 
 fail_pool:

@@ -113,7 +113,7 @@ void *port_tx_reserve(struct port *port, uint16_t len);
  * net_if_add(..., port_tx_reserve_drv, port). */
 void *port_tx_reserve_drv(void *port, uint16_t len);
 
-/* TCP segmentation offload (af_packet ports; net/stack.h's net_tx_gso_fn
+/* TCP segmentation offload (af_packet and AF_XDP ports; net/stack.h's net_tx_gso_fn
  * describes the frame): sends what is batched first, then the frame through
  * a packet socket with a virtio-net header, without waiting. Returns 0; -1
  * (counted in tx_gso_errors) when the port has none or the kernel did not

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # meshgate's ports on DPDK's AF_XDP driver (net_af_xdp) instead of
 # af_packet: the same veth topology and checks of the data path (policy,
-# large transfers both ways, keep-alive, concurrency), event-driven idle
-# waits on the XDP sockets, and an MTU the driver cannot take refused at
-# start with the port, the value and the device's range.
+# large transfers both ways, keep-alive, concurrency), segmentation offload
+# through a packet socket beside the XDP one, event-driven idle waits on the
+# XDP sockets, and an MTU the driver cannot take refused at start with the
+# port, the value and the device's range.
 set -u
 . "$(dirname "$0")/../lib.sh"
 export E2E_DRIVER=net_af_xdp
@@ -13,12 +14,13 @@ trap "exit 130" INT TERM
 e2e_setup
 e2e_start_upstream || exit 1
 cfg=$(policy_frontend_only | e2e_write_config)
-e2e_start_meshgate "$cfg" || exit 1
+e2e_start_meshgate_console "$cfg" || exit 1
 check "both ports are net_af_xdp" grep -q 'device: "net_af_xdp1,iface=mge-u1"' "$cfg"
 
-# idle: the loop sleeps in ppoll() on the two ports' XDP sockets
-check "idle waits are event-driven on both ports' XDP sockets" \
-	grep -q 'event-driven polling: idle waits on 2 descriptors' "$E2E_WORK/meshgate.log"
+# idle: the loop sleeps in ppoll() on the two ports' XDP sockets and the
+# serial console (stdin here)
+check "idle waits are event-driven on both ports' XDP sockets and the console" \
+	grep -q 'event-driven polling: idle waits on 3 descriptors' "$E2E_WORK/meshgate.log"
 pct=$(mg_cpu_pct 3)
 check "idle CPU under 5% of a core (${pct}%)" test "$pct" -lt 5
 
@@ -34,6 +36,10 @@ n=33554432
 want=$(blob_sha256 $n)
 cli_curl frontend -o "$E2E_WORK/xdp.dl" "https://meshgate.test:8443/blob/$n"
 expect_eq "32 MB download arrives intact (sha256)" "$(sha256sum "$E2E_WORK/xdp.dl" | cut -d' ' -f1)" "$want"
+frames=$(e2e_counter 'port_tx_gso_frames{port=outside}')
+check "it left as segmentation-offload frames through the packet socket beside the XDP one ($frames)" \
+	test "${frames:-0}" -gt 100
+expect_eq "no offload frame refused" "$(e2e_counter 'port_tx_gso_refused{port=outside}')" 0
 head -c $n /dev/urandom >"$E2E_WORK/xdp.up"
 got=$(cli_curl frontend -H 'Expect:' --data-binary @"$E2E_WORK/xdp.up" https://meshgate.test:8443/sha256)
 expect_eq "32 MB upload arrives intact (sha256)" "$got" "$(sha256sum "$E2E_WORK/xdp.up" | cut -d' ' -f1)"
