@@ -55,8 +55,8 @@ struct port {
 	uint16_t tx_count;
 	struct rte_mbuf *tx_batch[PORT_BURST];
 	uint64_t rx_too_long, tx_no_mbuf, tx_ring_full, tx_too_long;
-	/* af_packet: a second packet socket that takes segmentation-offload
-	 * frames (PACKET_VNET_HDR); -1 = none */
+	/* af_packet, AF_XDP: a packet socket that takes segmentation-offload
+	 * frames (PACKET_VNET_HDR, afp_gso_open); -1 = none */
 	int gso_fd;
 	struct sockaddr_ll gso_to;
 	uint64_t tx_gso_frames, tx_gso_errors, tx_gso_packets, tx_gso_bytes;

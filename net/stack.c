@@ -87,7 +87,7 @@ static void gso_send(struct net_if *nif)
 		} else {
 			nif->stats.tx_gso_refused++;
 			for (unsigned i = 0; i < n; i++) {
-				void *buf = tx_buf(nif, (uint16_t)(TCO_HDR + c->seg));
+				void *buf = tx_buf(nif, (uint16_t)tco_segment_len(c, i));
 				if (!buf)
 					break;   /* TCP retransmits the rest */
 				tco_segment(c, i, buf);

@@ -138,10 +138,15 @@ uint32_t tco_finish(struct tco *c)
 	return c->len;
 }
 
+uint32_t tco_segment_len(const struct tco *c, unsigned i)
+{
+	return i + 1 == c->nsegs ? c->len - i * (uint32_t)c->seg : TCO_HDR + (uint32_t)c->seg;
+}
+
 uint32_t tco_segment(const struct tco *c, unsigned i, uint8_t *out)
 {
 	uint32_t off = TCO_HDR + i * (uint32_t)c->seg;
-	uint32_t payload = i + 1 == c->nsegs ? c->len - off : c->seg;
+	uint32_t payload = tco_segment_len(c, i) - TCO_HDR;
 	memcpy(out, c->buf, TCO_HDR);
 	memcpy(out + TCO_HDR, c->buf + off, payload);
 	uint32_t id = (uint32_t)out[IP_ID] << 8 | out[IP_ID + 1];

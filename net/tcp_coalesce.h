@@ -70,6 +70,8 @@ uint32_t tco_finish(struct tco *c);
  * bytes). Returns its length. For when the offload refuses a frame; works
  * before or after tco_finish. */
 uint32_t tco_segment(const struct tco *c, unsigned i, uint8_t *out);
+/* The length tco_segment(c, i, ...) writes. */
+uint32_t tco_segment_len(const struct tco *c, unsigned i);
 
 void tco_reset(struct tco *c);
 

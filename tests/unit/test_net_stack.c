@@ -568,8 +568,9 @@ static void test_tcp_offload_turned_off(void **state)
 }
 
 /* The driver turning offload off in the middle of a linkoutput (the frame
- * that ends a gathered run is refused for good): that frame and the next
- * go straight out, nothing is left gathered that no flush would send. */
+ * that ends a gathered run is refused for good): the run goes out as the
+ * segments it was, each its own length, that frame and the next straight
+ * after, and nothing is left gathered that no flush would send. */
 static void test_offload_off_midway(void **state)
 {
 	(void)state;
@@ -582,7 +583,7 @@ static void test_offload_off_midway(void **state)
 	tf_put16(hdr + 34, 40001), tf_put16(hdr + 36, 9);
 	uint32_t len[3];
 	len[0] = tf_segment(f[0], hdr, 1, 1, 0x10, data, 1000);
-	len[1] = tf_segment(f[1], hdr, 1001, 2, 0x10, data, 1000);
+	len[1] = tf_segment(f[1], hdr, 1001, 2, 0x10, data, 600);    /* a short last one */
 	tf_put16(hdr + 34, 40002);                      /* another flow */
 	len[2] = tf_segment(f[2], hdr, 7, 3, 0x10, data, 1000);
 
@@ -601,8 +602,11 @@ static void test_offload_off_midway(void **state)
 	assert_int_equal(a_to_b.tail - before, 3);      /* both gathered ones, then the third */
 	net_if_flush(if_a);
 	assert_int_equal(a_to_b.tail - before, 3);
-	for (int i = 0; i < 3; i++)
-		assert_memory_equal(a_to_b.frame[(before + (unsigned)i) % WIRE_FRAMES], f[i], len[i]);
+	for (int i = 0; i < 3; i++) {
+		unsigned slot = (before + (unsigned)i) % WIRE_FRAMES;
+		assert_int_equal(a_to_b.len[slot], len[i]);
+		assert_memory_equal(a_to_b.frame[slot], f[i], len[i]);
+	}
 	a_to_b.head = a_to_b.tail;                      /* not for B's stack */
 	assert_int_equal(net_if_set_gso(if_a, NULL), 0);
 }

@@ -70,6 +70,7 @@ static void test_gather_and_cut_back(void **state)
 	assert_true(c.closed);                  /* a short segment ends it */
 	for (unsigned k = 0; k < 12; k++) {
 		memset(out, 0, sizeof out);
+		assert_int_equal(tco_segment_len(&c, k), lens[k]);
 		assert_int_equal(tco_segment(&c, k, out), lens[k]);
 		assert_memory_equal(out, segs[k], lens[k]);
 	}
