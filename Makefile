@@ -20,7 +20,7 @@ BUILD_PKGS := gcc make pkg-config file xz-utils ca-certificates \
 	libdpdk-dev libbearssl-dev libyaml-dev libhttp-parser-dev libssl-dev \
 	libbsd-dev libelf-dev libnuma-dev zlib1g-dev libpcap-dev libxdp-dev libbpf-dev
 # Test: unit-test framework and the real peers the end-to-end tests talk to.
-TEST_PKGS := libcmocka-dev curl openssl nginx-light python3 iproute2 ethtool procps psmisc
+TEST_PKGS := libcmocka-dev curl openssl nginx-light python3 iproute2 ethtool procps psmisc strace
 
 .PHONY: all deps test-deps run test unit e2e clean lwip version bench bench-smoke
 all: $(BUILD)/meshgate

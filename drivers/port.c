@@ -586,6 +586,12 @@ static int afp_gso_open(struct port *p, const char *device, enum port_kind kind)
  * fit one mbuf. */
 #define PORT_JUMBO_ROOM 10240u
 #define PORT_AFP_JUMBO_ARGS ",blocksz=20480,framesz=10240"
+/* AF_XDP's driver defaults to preferred busy polling: every receive poll is
+ * then a recvfrom() that drives the kernel's NAPI, which is for an
+ * application that never sleeps. Our loop sleeps when idle and polls both
+ * ports on every pass, so that made 1,000 req/s cost 14.2 instead of 12.4%
+ * of a core (same run). Off unless the device string sets busy_budget. */
+#define PORT_XDP_ARGS ",busy_budget=0"
 
 struct port *port_open(const char *name, const char *device, unsigned mbufs, unsigned mtu,
 		       char *err, size_t errlen)
@@ -624,8 +630,9 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 			      : strncmp(device, "net_af_xdp", 10) == 0 ? PORT_KIND_AF_XDP
 								     : PORT_KIND_OTHER;
 	bool afp = kind == PORT_KIND_AF_PACKET;
-	char probe_args[PORT_DEVICE_MAX + sizeof PORT_AFP_JUMBO_ARGS];
-	snprintf(probe_args, sizeof probe_args, "%s", device);
+	char probe_args[PORT_DEVICE_MAX + sizeof PORT_AFP_JUMBO_ARGS + sizeof PORT_XDP_ARGS];
+	snprintf(probe_args, sizeof probe_args, "%s%s", device,
+		 kind == PORT_KIND_AF_XDP && !strstr(device, "busy_budget=") ? PORT_XDP_ARGS : "");
 	const char *fz = strstr(device, "framesz=");
 	if (mtu > PORT_DEFAULT_MTU && afp) {
 		/* a ring frame holds the packet header (~80 bytes) and the frame;

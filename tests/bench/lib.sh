@@ -141,6 +141,7 @@ EOF
 bench_config_meshgate() {
 	local f=$BENCH_WORK/meshgate.yaml drv=${1:-net_af_packet} opts=
 	[ "$drv" = net_af_packet ] && opts=${BENCH_AFP_OPTS:-}
+	[ "$drv" = net_af_xdp ] && opts=${BENCH_XDP_OPTS:-}
 	# only when not the default, so that older builds (meshgate-VARIANT) read it
 	local MG_MTU_YAML=
 	[ "$BENCH_MTU" != 1500 ] && MG_MTU_YAML=", mtu: $BENCH_MTU"
