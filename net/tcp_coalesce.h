@@ -12,7 +12,8 @@
  * the segment size); the kernel cuts it back into exactly those segments, or
  * hands it whole to a receiver on the same machine.
  *
- * No lwIP, no allocation after tco_init: the caller copies frames in. The
+ * Of lwIP only its checksum (LWIP_CHKSUM); no allocation after tco_init: the
+ * caller copies frames in. The
  * frame layout is checked here (tco_eligible); the caller passes the first
  * TCO_HDR bytes of each frame. Single-threaded like the rest of net/. */
 #ifndef MESHGATE_TCP_COALESCE_H
