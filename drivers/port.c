@@ -56,7 +56,7 @@ struct port {
 	struct rte_mbuf *tx_batch[PORT_BURST];
 	uint64_t rx_too_long, tx_no_mbuf, tx_ring_full, tx_too_long;
 	/* af_packet, AF_XDP: a packet socket that takes segmentation-offload
-	 * frames (PACKET_VNET_HDR, afp_gso_open); -1 = none */
+	 * frames (PACKET_VNET_HDR, gso_socket_open); -1 = none */
 	int gso_fd;
 	struct sockaddr_ll gso_to;
 	uint64_t tx_gso_frames, tx_gso_errors, tx_gso_packets, tx_gso_bytes;
@@ -553,7 +553,7 @@ static void find_rx_fds(struct port *p, const char *device, enum port_kind kind,
  * handed a copy of (an XDP socket only sees what arrives); without that, or
  * without vnet headers (an old kernel), the port has no offload. Returns
  * the socket or -1. */
-static int afp_gso_open(struct port *p, const char *device, enum port_kind kind)
+static int gso_socket_open(struct port *p, const char *device, enum port_kind kind)
 {
 	char ifname[IF_NAMESIZE];
 	if (p->nwait == 0 || !devargs_iface(device, ifname))
@@ -577,7 +577,7 @@ static int afp_gso_open(struct port *p, const char *device, enum port_kind kind)
 	memset(&p->gso_to, 0, sizeof p->gso_to);
 	p->gso_to.sll_family = AF_PACKET;
 	p->gso_to.sll_protocol = htons(ETH_P_IP);
-	p->gso_to.sll_ifindex = (int)ifindex;
+	p->gso_to.sll_ifindex = (int)ifindex;   /* no address: the frame has its header */
 	return fd;
 }
 
@@ -779,7 +779,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 	wait_link(pid);
 	if (kind != PORT_KIND_OTHER)
 		find_rx_fds(p, device, kind, &xdp_before);
-	p->gso_fd = afp || kind == PORT_KIND_AF_XDP ? afp_gso_open(p, device, kind) : -1;
+	p->gso_fd = afp || kind == PORT_KIND_AF_XDP ? gso_socket_open(p, device, kind) : -1;
 	return p;
 
 fail_pool:
@@ -915,8 +915,6 @@ int port_tx_gso(struct port *port, const void *frame, uint32_t len, uint16_t l4_
 		.csum_start = l4_off,
 		.csum_offset = 16,      /* the TCP checksum field */
 	};
-	memcpy(port->gso_to.sll_addr, frame, 6);
-	port->gso_to.sll_halen = 6;
 	struct iovec iov[2] = {{&vh, sizeof vh}, {(void *)frame, len}};
 	struct msghdr m = {.msg_name = &port->gso_to, .msg_namelen = sizeof port->gso_to,
 			   .msg_iov = iov, .msg_iovlen = 2};
