@@ -304,7 +304,7 @@ enum family {
 	F_REFUSALS, F_DECISIONS, F_TLS, F_POOL_IN_USE, F_POOL_SIZE,
 	F_PORT_RX_PACKETS, F_PORT_TX_PACKETS, F_PORT_RX_BYTES, F_PORT_TX_BYTES,
 	F_PORT_RX_DROPPED, F_PORT_TX_DROPPED, F_PORT_LINK_UP, F_PORT_TX_OFFLOAD_FRAMES,
-	F_PORT_TX_OFFLOAD_REFUSED, F_OVERFLOW, F_END
+	F_PORT_TX_OFFLOAD_REFUSED, F_PORT_RX_OFFLOAD_FRAMES, F_OVERFLOW, F_END
 };
 
 static const struct { const char *name, *type, *help; } families[F_END] = {
@@ -330,6 +330,8 @@ static const struct { const char *name, *type, *help; } families[F_END] = {
 				       "TCP frames of up to 64 KB handed to the port's segmentation offload (their packets count in tx_packets)." },
 	[F_PORT_TX_OFFLOAD_REFUSED] = { "meshgate_port_tx_offload_refused_total", "counter",
 					"Offload frames the port refused, sent as separate segments instead." },
+	[F_PORT_RX_OFFLOAD_FRAMES] = { "meshgate_port_rx_offload_frames_total", "counter",
+				       "Frames larger than the MTU's received whole (segments the kernel merged, or a local sender's offload frames; also in rx_packets)." },
 	[F_OVERFLOW] = { "meshgate_metrics_overflow_total", "counter", "Label sets counted in a table's overflow series because the table was full or a label too long." },
 };
 
@@ -470,7 +472,7 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 	}
 	case F_PORT_RX_PACKETS: case F_PORT_TX_PACKETS: case F_PORT_RX_BYTES: case F_PORT_TX_BYTES:
 	case F_PORT_RX_DROPPED: case F_PORT_TX_DROPPED: case F_PORT_LINK_UP:
-	case F_PORT_TX_OFFLOAD_FRAMES: case F_PORT_TX_OFFLOAD_REFUSED: {
+	case F_PORT_TX_OFFLOAD_FRAMES: case F_PORT_TX_OFFLOAD_REFUSED: case F_PORT_RX_OFFLOAD_FRAMES: {
 		if (i >= r->nports) break;
 		const struct metrics_port_sample *p = &r->ports[i];
 		uint64_t v = 0;
@@ -483,6 +485,7 @@ static bool step(const struct render_ctx *r, struct metrics_render_state *st, st
 		case F_PORT_TX_DROPPED: v = p->tx_dropped; break;
 		case F_PORT_TX_OFFLOAD_FRAMES: v = p->tx_offload_frames; break;
 		case F_PORT_TX_OFFLOAD_REFUSED: v = p->tx_offload_refused; break;
+		case F_PORT_RX_OFFLOAD_FRAMES: v = p->rx_offload_frames; break;
 		default: v = p->link_up ? 1 : 0;
 		}
 		tw_str(w, name);

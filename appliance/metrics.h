@@ -167,6 +167,7 @@ struct metrics_port_sample {
 	/* TCP segmentation offload: frames handed to it (their packets are in
 	 * tx_packets), and frames it refused (sent as separate segments) */
 	uint64_t tx_offload_frames, tx_offload_refused;
+	uint64_t rx_offload_frames;     /* frames over the MTU's, taken whole */
 };
 struct metrics_sources {
 	/* fill out[0..max-1], return the count */

@@ -307,15 +307,21 @@ static int open_ports(struct appliance *a)
 			fprintf(stderr, "meshgate: port %s: out of memory\n", cp->name);
 			return -1;
 		}
+		if (!cp->no_offload && strncmp(cp->device, "net_af_packet", 13) == 0 &&
+		    port_rx_offload_start(port, err, sizeof err) != 0)
+			fprintf(stderr, "meshgate: %s; receiving through the driver's ring (peers on the interface "
+				"must then send full checksums: ethtool -K PEER tx off)\n", err);
 	}
 	return 0;
 }
 
-static void deliver(void *arg, const void *frame, uint16_t len)
+_Static_assert(NET_RX_CSUM_OK == PORT_RX_CSUM_OK, "the driver's checksum flag is the stack's");
+
+static void deliver(void *arg, const void *frame, uint32_t len, unsigned flags)
 {
 	if (!run_egress_rx(&the_appliance, arg, frame, len))
 		return;                 /* dropped by the packet filter, counted there */
-	net_if_input(arg, frame, len);
+	net_if_input(arg, frame, len, flags);
 }
 
 static void print_demo_help(const struct appliance *a)

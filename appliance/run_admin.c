@@ -31,6 +31,7 @@ static int ports_cb(void *arg, struct metrics_port_sample *out, int max)
 			.rx_dropped = st.rx_dropped, .tx_dropped = st.tx_dropped,
 			.link_up = st.link_up != 0,
 			.tx_offload_frames = st.tx_gso_frames, .tx_offload_refused = ns.tx_gso_refused,
+			.rx_offload_frames = st.rx_offload_frames,
 		};
 	}
 	return n;

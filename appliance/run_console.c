@@ -163,6 +163,7 @@ static int cmd_show_counters(struct console *c, void *ctx, int argc, char **argv
 			{"tx_no_buffer", ns.tx_no_buffer}, {"rx_errors", st.rx_errors},
 			{"tx_errors", st.tx_errors}, {"tx_gso_frames", st.tx_gso_frames},
 			{"tx_gso_segments", ns.tx_gso_segments}, {"tx_gso_refused", ns.tx_gso_refused},
+			{"rx_offload_frames", st.rx_offload_frames}, {"rx_oversize", ns.rx_oversize},
 		};
 		for (size_t j = 0; j < sizeof pc / sizeof pc[0]; j++)
 			console_printf(c, "port_%s{port=%s} %llu\n", pc[j].name, n, (unsigned long long)pc[j].v);

@@ -656,7 +656,7 @@ static bool tx_filter(void *arg, struct net_if *nif, void *head, uint16_t head_l
 	return true;
 }
 
-bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, uint16_t len)
+bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, size_t len)
 {
 	struct run_egress *re = a->egress;
 	int p;

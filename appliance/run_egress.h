@@ -33,7 +33,7 @@ void run_egress_commit(struct appliance *a, struct run_egress *re);
 void run_egress_abort(struct run_egress *re);
 
 /* The RX hook: false = the filter dropped the frame. */
-bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, uint16_t len);
+bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, size_t len);
 
 /* Counters, one "filter ..." / "filter-rule ..." / "dns ..." / "egress ..."
  * line each. */

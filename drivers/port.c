@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <dirent.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <linux/if_ether.h>
 #include <linux/if_tun.h>
@@ -60,6 +61,13 @@ struct port {
 	int gso_fd;
 	struct sockaddr_ll gso_to;
 	uint64_t tx_gso_frames, tx_gso_errors, tx_gso_packets, tx_gso_bytes;
+	/* af_packet with receive offload (port_rx_offload_start): our own
+	 * receive ring, whose frames hold a whole 64 KB packet; NULL = the
+	 * driver's ring */
+	uint8_t *rxr_map;
+	int rxr_fd;
+	unsigned rxr_next;
+	uint64_t rxr_packets, rxr_bytes, rxr_large, rxr_kernel_drops, rxr_truncated;
 	/* Scratch for linearising a multi-segment frame. */
 	uint8_t scratch[PORT_MAX_FRAME];
 };
@@ -697,6 +705,7 @@ struct port *port_open(const char *name, const char *device, unsigned mbufs, uns
 		goto fail_probe;
 	}
 	p->gso_fd = -1;
+	p->rxr_fd = -1;
 	p->port_id = pid;
 	p->is_vdev = is_vdev;
 	snprintf(p->name, sizeof(p->name), "%s", name);
@@ -840,8 +849,135 @@ const char *port_name(const struct port *port)
 	return port->name;
 }
 
+/* ------------------------------------------------------------ receive offload
+ * DPDK's af_packet driver copies each ring frame into one mbuf, and its ring
+ * frames are 2 KB: a frame the kernel hands over whole (a local sender's
+ * 64 KB segmentation-offload frame on a veth, or segments the interface's
+ * GRO merged) would be cut short, so the peers on a kernel interface had to
+ * turn their offloads off, and every 1.5 KB segment cost a trip through both
+ * stacks. It also ignores what the ring says about checksums: a frame from
+ * this machine's own stack carries a checksum that was never computed
+ * (TP_STATUS_CSUMNOTREADY). port_rx_offload_start() gives an af_packet port
+ * a receive ring of our own with frames big enough for any IPv4 packet, and
+ * hands each frame over with the kernel's word on its checksum. The driver's
+ * own receive sockets get a filter that takes nothing; sending stays with
+ * the driver. */
+#define RXR_FRAME_SIZE (17u * 4096u)                /* header, 14 + 65535, room to spare */
+#define RXR_BLOCK_SIZE (256u * 4096u)               /* 15 frames; the kernel allocates 2^n pages */
+#define RXR_FRAMES_PER_BLOCK (RXR_BLOCK_SIZE / RXR_FRAME_SIZE)
+#define RXR_BLOCKS 16u
+#define RXR_FRAMES (RXR_FRAMES_PER_BLOCK * RXR_BLOCKS)
+
+static struct tpacket2_hdr *rxr_frame(const struct port *p, unsigned i)
+{
+	return (struct tpacket2_hdr *)(p->rxr_map + (size_t)(i / RXR_FRAMES_PER_BLOCK) * RXR_BLOCK_SIZE +
+				       (size_t)(i % RXR_FRAMES_PER_BLOCK) * RXR_FRAME_SIZE);
+}
+
+bool port_has_rx_offload(const struct port *port)
+{
+	return port->rxr_map != NULL;
+}
+
+int port_rx_offload_start(struct port *p, char *err, size_t errlen)
+{
+	char ifname[IF_NAMESIZE];
+	unsigned ifindex;
+	if (p->rxr_map)
+		return 0;
+	if (strncmp(p->device, "net_af_packet", 13) != 0 || p->nwait == 0 || !devargs_iface(p->device, ifname) ||
+	    !(ifindex = if_nametoindex(ifname))) {
+		snprintf(err, errlen, "port %s: receive offload needs an af_packet port on a kernel interface", p->name);
+		return -1;
+	}
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	int v2 = TPACKET_V2, one = 1;
+	struct tpacket_req req = {.tp_block_size = RXR_BLOCK_SIZE, .tp_block_nr = RXR_BLOCKS,
+				  .tp_frame_size = RXR_FRAME_SIZE, .tp_frame_nr = RXR_FRAMES};
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+				  .sll_ifindex = (int)ifindex};
+	void *map = MAP_FAILED;
+	const char *step = "socket";
+	if (fd < 0)
+		goto fail;
+	step = "PACKET_VERSION";
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2) != 0)
+		goto fail;
+	step = "PACKET_IGNORE_OUTGOING";   /* our own frames are not for us */
+	if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0)
+		goto fail;
+	step = "PACKET_RX_RING";
+	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0)
+		goto fail;
+	step = "mmap";
+	map = mmap(NULL, (size_t)RXR_BLOCK_SIZE * RXR_BLOCKS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		goto fail;
+	step = "bind";
+	if (bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0)
+		goto fail;
+	/* From here every frame reaches our ring; the driver's sockets take
+	 * none. What they took before is in our ring too, or lost as at any
+	 * start, and is dropped. */
+	struct sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);
+	struct sock_fprog prog = {.len = 1, .filter = &none};
+	step = "SO_ATTACH_FILTER";
+	for (int i = 0; i < p->nwait; i++)
+		if (setsockopt(p->wait_fd[i], SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
+			for (int j = 0; j < i; j++)
+				setsockopt(p->wait_fd[j], SOL_SOCKET, SO_DETACH_FILTER, NULL, 0);
+			goto fail;
+		}
+	struct rte_mbuf *pkts[PORT_BURST];
+	uint16_t n;
+	while ((n = rte_eth_rx_burst(p->port_id, 0, pkts, PORT_BURST)) > 0)
+		rte_pktmbuf_free_bulk(pkts, n);
+	p->rxr_fd = fd;
+	p->rxr_map = map;
+	p->rxr_next = 0;
+	p->wait_fd[0] = fd;
+	p->nwait = 1;
+	return 0;
+fail:
+	snprintf(err, errlen, "port %s: receive offload on %s: %s: %s", p->name, ifname, step, strerror(errno));
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)RXR_BLOCK_SIZE * RXR_BLOCKS);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static unsigned rxr_poll(struct port *p, port_deliver_fn deliver, void *arg)
+{
+	unsigned n = 0;
+	while (n < PORT_BURST) {
+		struct tpacket2_hdr *h = rxr_frame(p, p->rxr_next);
+		uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+		if (!(st & TP_STATUS_USER))
+			break;
+		const uint8_t *frame = (const uint8_t *)h + h->tp_mac;
+		uint32_t len = h->tp_snaplen;
+		if (len < h->tp_len) {
+			p->rxr_truncated++;     /* cannot happen with these frames; counted if it does */
+		} else {
+			if (len > p->mtu + RTE_ETHER_HDR_LEN)
+				p->rxr_large++;
+			p->rxr_packets++;
+			p->rxr_bytes += len;
+			deliver(arg, frame, len, st & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) ? PORT_RX_CSUM_OK : 0);
+		}
+		__atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+		if (++p->rxr_next == RXR_FRAMES)
+			p->rxr_next = 0;
+		n++;
+	}
+	return n;
+}
+
 unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg)
 {
+	if (port->rxr_map)
+		return rxr_poll(port, deliver, arg);
 	struct rte_mbuf *pkts[PORT_BURST];
 	uint16_t n = rte_eth_rx_burst(port->port_id, 0, pkts, PORT_BURST);
 	unsigned delivered = 0;
@@ -851,7 +987,7 @@ unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg)
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 		if (m->nb_segs == 1) {
-			deliver(arg, rte_pktmbuf_mtod(m, const void *), m->data_len);
+			deliver(arg, rte_pktmbuf_mtod(m, const void *), m->data_len, 0);
 			delivered++;
 			continue;
 		}
@@ -864,7 +1000,7 @@ unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg)
 			port->rx_too_long++;
 			continue;
 		}
-		deliver(arg, frame, (uint16_t)m->pkt_len);
+		deliver(arg, frame, m->pkt_len, 0);
 		delivered++;
 	}
 	if (n)
@@ -977,7 +1113,17 @@ void port_get_stats(struct port *port, struct port_stats *out)
 		out->rx_errors = s.ierrors;
 		out->tx_errors = s.oerrors;
 	}
-	out->rx_too_long = port->rx_too_long;
+	if (port->rxr_map) {
+		struct tpacket_stats ks;
+		socklen_t kl = sizeof ks;
+		if (getsockopt(port->rxr_fd, SOL_PACKET, PACKET_STATISTICS, &ks, &kl) == 0)
+			port->rxr_kernel_drops += ks.tp_drops;     /* reading resets them */
+		out->rx_packets += port->rxr_packets;
+		out->rx_bytes += port->rxr_bytes;
+		out->rx_missed += port->rxr_kernel_drops;
+		out->rx_offload_frames = port->rxr_large;
+	}
+	out->rx_too_long = port->rx_too_long + port->rxr_truncated;
 	out->tx_no_mbuf = port->tx_no_mbuf;
 	out->tx_ring_full = port->tx_ring_full;
 	out->tx_too_long = port->tx_too_long;
@@ -1009,5 +1155,9 @@ void port_close(struct port *port)
 	rte_mempool_free(port->pool);
 	if (port->gso_fd >= 0)
 		close(port->gso_fd);
+	if (port->rxr_map) {
+		munmap(port->rxr_map, (size_t)RXR_BLOCK_SIZE * RXR_BLOCKS);
+		close(port->rxr_fd);
+	}
 	free(port);
 }

@@ -38,7 +38,7 @@ struct port_stats {
 	int link_up;
 	uint32_t link_speed_mbps;
 	/* Named breakdown of the drops above (STYLE.md habit 5). */
-	uint64_t rx_missed;     /* NIC had no descriptor (imissed) */
+	uint64_t rx_missed;     /* NIC had no descriptor (imissed), or the receive-offload ring was full */
 	uint64_t rx_no_mbuf;    /* NIC had no mbuf (rx_nombuf) */
 	uint64_t rx_too_long;   /* multi-segment frame over PORT_MAX_FRAME */
 	uint64_t tx_no_mbuf;    /* port_tx_reserve: pool empty */
@@ -48,6 +48,9 @@ struct port_stats {
 	 * tx_packets/tx_bytes), and frames refused (then sent as separate
 	 * segments) */
 	uint64_t tx_gso_frames, tx_gso_errors;
+	/* receive offload: frames larger than the MTU's, taken whole (also in
+	 * rx_packets); the kernel's own ring-full drops are in rx_missed */
+	uint64_t rx_offload_frames;
 };
 
 /* Starts the EAL once per process. `args` are extra EAL arguments from the
@@ -95,11 +98,28 @@ int port_wait_fds(const struct port *port, int *fds, int max);
 void port_wait_reset(const struct port *port);
 
 /* Receive up to a burst; calls deliver() once per frame. The frame memory is
- * only valid during the call (the mbuf is freed after it returns).
+ * only valid during the call (the mbuf or ring frame is reused after it
+ * returns). `len` exceeds the MTU's frame only with receive offload (up to
+ * 14 + 65535). `flags` has PORT_RX_CSUM_OK when the kernel vouches for the
+ * frame's TCP/UDP checksum: it verified it, or the frame comes from this
+ * machine's own stack and its checksum was never computed (the field then
+ * holds only the pseudo-header sum and must not be checked).
  * deliver() may call port_tx_reserve() on any port.
- * Returns the number of frames delivered. */
-typedef void (*port_deliver_fn)(void *arg, const void *frame, uint16_t len);
+ * Returns the number of frames taken. */
+#define PORT_RX_CSUM_OK 1u
+typedef void (*port_deliver_fn)(void *arg, const void *frame, uint32_t len, unsigned flags);
 unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg);
+
+/* Receive offload for an af_packet port: from now on it receives through a
+ * ring of our own whose frames take any IPv4 packet whole (a local sender's
+ * 64 KB segmentation-offload frame, or what the interface's GRO merged), and
+ * says which checksums need no checking (PORT_RX_CSUM_OK), so the peers on a
+ * kernel interface keep their checksum and segmentation offloads. The ring
+ * is 16 MB of shared memory (240 frames of 68 KB). Returns 0, or -1 with
+ * err filled (not af_packet, or the kernel refused a step: the port keeps
+ * the driver's receive ring). */
+int port_rx_offload_start(struct port *port, char *err, size_t errlen);
+bool port_has_rx_offload(const struct port *port);
 
 /* Reserve `len` bytes for one outgoing frame inside a fresh mbuf appended to
  * the port's TX batch. Returns a pointer the caller fills completely before

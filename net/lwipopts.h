@@ -87,6 +87,9 @@
 
 #define CHECKSUM_CHECK_IP               1
 #define CHECKSUM_CHECK_TCP              1
+/* Per-interface checksum switches, so net_if_input() can skip checking a
+ * frame whose checksum the kernel vouches for (NET_RX_CSUM_OK). */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF    1
 /* The payload checksum is summed while tcp_write copies the data in, so
  * tcp_output does not read it a second time. */
 #define LWIP_CHECKSUM_ON_COPY           1

@@ -9,6 +9,7 @@
 #include "lwip/err.h"
 #include "lwip/etharp.h"
 #include "lwip/init.h"
+#include "lwip/ip4.h"
 #include "lwip/ip4_addr.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
@@ -203,16 +204,35 @@ struct net_if *net_if_add(const char *name, const uint8_t mac[6],
 	return nif;
 }
 
-void net_if_input(struct net_if *nif, const void *frame, uint16_t len)
+/* What a frame the kernel vouches for is checked for: not its TCP and UDP
+ * checksums (the IPv4 header's is always right and is still checked). */
+#define NET_CSUM_TRUSTED (NETIF_CHECKSUM_ENABLE_ALL & ~(NETIF_CHECKSUM_CHECK_TCP | NETIF_CHECKSUM_CHECK_UDP))
+
+void net_if_input(struct net_if *nif, const void *frame, uint32_t len, unsigned flags)
 {
-	struct pbuf *p = pbuf_alloc(PBUF_RAW, len, PBUF_POOL);
+	const uint8_t *f = frame;
+	/* A pbuf chain holds at most 65535 bytes: a larger frame (receive
+	 * offload: an IPv4 packet up to 65535 plus its Ethernet header) goes
+	 * to IPv4 without the Ethernet header, as ethernet_input() would. */
+	int whole = len <= 0xffff;
+	if (!whole && (len > SIZEOF_ETH_HDR + 0xffff || f[12] != 0x08 || f[13] != 0x00)) {
+		nif->stats.rx_oversize++;
+		return;
+	}
+	uint16_t n = (uint16_t)(whole ? len : len - SIZEOF_ETH_HDR);
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, n, PBUF_POOL);
 	if (!p) {
 		nif->stats.rx_no_pbuf++;
 		return;
 	}
-	pbuf_take(p, frame, len);
+	pbuf_take(p, whole ? f : f + SIZEOF_ETH_HDR, n);
 	nif->stats.rx_frames++;
-	if (nif->netif.input(p, &nif->netif) != ERR_OK)
+	if (flags & NET_RX_CSUM_OK)
+		NETIF_SET_CHECKSUM_CTRL(&nif->netif, NET_CSUM_TRUSTED);
+	err_t e = whole ? nif->netif.input(p, &nif->netif) : ip4_input(p, &nif->netif);
+	if (flags & NET_RX_CSUM_OK)
+		NETIF_SET_CHECKSUM_CTRL(&nif->netif, NETIF_CHECKSUM_ENABLE_ALL);
+	if (e != ERR_OK)
 		pbuf_free(p);
 }
 
@@ -221,9 +241,9 @@ void net_if_set_mtu(struct net_if *nif, uint16_t mtu)
 	nif->netif.mtu = mtu;
 }
 
-void net_if_deliver(void *nif, const void *frame, uint16_t len)
+void net_if_deliver(void *nif, const void *frame, uint32_t len, unsigned flags)
 {
-	net_if_input(nif, frame, len);
+	net_if_input(nif, frame, len, flags);
 }
 
 struct netif *net_if_netif(struct net_if *nif)

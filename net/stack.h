@@ -36,8 +36,13 @@ struct net_if *net_if_add(const char *name, const uint8_t mac[6],
 
 /* Feeds one received Ethernet frame (copied; the caller keeps its buffer).
  * When lwIP's PBUF_POOL is empty the frame is dropped and counted in
- * rx_no_pbuf. May call tx_reserve of any interface (replies, ACKs). */
-void net_if_input(struct net_if *nif, const void *frame, uint16_t len);
+ * rx_no_pbuf. `len` may exceed the MTU's frame (receive offload): an IPv4
+ * frame of up to 14 + 65535 bytes is taken whole; longer ones, or non-IPv4
+ * ones over 65535, are counted in rx_oversize. With NET_RX_CSUM_OK in
+ * `flags` (the driver's PORT_RX_CSUM_OK) the frame's TCP and UDP checksums
+ * are not checked. May call tx_reserve of any interface (replies, ACKs). */
+#define NET_RX_CSUM_OK 1u
+void net_if_input(struct net_if *nif, const void *frame, uint32_t len, unsigned flags);
 
 /* The interface's IP MTU (1500 from net_if_add); TCP's MSS follows it, up
  * to TCP_MSS (lwipopts.h). */
@@ -45,7 +50,7 @@ void net_if_set_mtu(struct net_if *nif, uint16_t mtu);
 
 /* net_if_input() with exactly port_deliver_fn's shape (drivers/port.h):
  * port_poll(port, net_if_deliver, nif). */
-void net_if_deliver(void *nif, const void *frame, uint16_t len);
+void net_if_deliver(void *nif, const void *frame, uint32_t len, unsigned flags);
 
 struct netif *net_if_netif(struct net_if *nif);
 uint32_t net_if_addr(const struct net_if *nif);
@@ -53,6 +58,7 @@ const char *net_if_name(const struct net_if *nif);
 
 struct net_if_stats {
 	uint64_t rx_frames, tx_frames, rx_no_pbuf, tx_no_buffer;
+	uint64_t rx_oversize;       /* over 14 + 65535 bytes, or not IPv4 over 65535 */
 	uint64_t tx_filtered;       /* refused by the TX filter hook */
 	/* segmentation offload (net_if_set_gso): frames handed to it, the
 	 * segments they held (also in tx_frames), and frames it refused

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TCP segmentation offload on af_packet ports: meshgate gathers a flow's
+# Offloads on af_packet ports. Sending: meshgate gathers a flow's
 # consecutive segments into frames of up to 64 KB and hands them to the
 # kernel with a segmentation request (net/tcp_coalesce.h, drivers/port.c).
 #  - with the veth's offload on (the default), the client's and upstream's
@@ -9,8 +9,11 @@
 #    receiving stack verifies: the data arrives intact in <= 1514-byte frames;
 #  - a client that offers a small MSS (536) gets segments of that size;
 #  - the console counts the frames, the segments in them, and refusals;
-#  - `offload: false` on a port turns it off (at start: a reload that changes
-#    it is refused like any change to the ports).
+#  - receive offload: with the client's and upstream's own offloads on, their
+#    64 KB frames arrive whole in meshgate's receive ring, and frames whose
+#    checksums the kernel never computed are taken; 32 MB each way intact;
+#  - `offload: false` on a port turns both off (at start: a reload that
+#    changes it is refused like any change to the ports).
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -71,6 +74,33 @@ expect_eq "4 MB download to an MSS-536 client arrives intact" \
 check "segments kept to the client's MSS (average $avg bytes per frame)" test "$avg" -le $((536 + 54)) -a "$avg" -gt 400
 ip -n $NS_CLI route replace 198.18.0.0/24 dev mge-c0
 ethtool -K mge-c1 tx on >/dev/null
+
+# --- receive offload: the client and upstream with their own offloads on
+# (a veth's defaults). Their frames carry checksums that were never computed
+# and their 64 KB segmentation frames arrive whole: meshgate's own receive
+# ring takes both, and lwIP does not check what the kernel vouches for.
+peer_offload() {
+	ip netns exec $NS_CLI ethtool -K mge-c0 tx $1 tso $1 gso $1 >/dev/null &&
+		ip netns exec $NS_UP ethtool -K mge-u0 tx $1 tso $1 gso $1 >/dev/null
+}
+peer_offload on
+check "the client's and upstream's veth ends offload checksums now" \
+	sh -c "ip netns exec $NS_CLI ethtool -k mge-c0 | grep -q '^tx-checksumming: on'"
+r0=$(ctr rx_offload_frames inside) q0=$(ctr rx_packets inside)
+dl $n
+expect_eq "peers' offloads on: 32 MB download arrives intact" "$(sha256sum "$E2E_WORK/off.dl" | cut -d' ' -f1)" "$want"
+r=$(($(ctr rx_offload_frames inside) - r0)) q=$(($(ctr rx_packets inside) - q0))
+check "the upstream's frames came in whole ($r of $q frames larger than 1514 bytes)" test "$r" -gt 100
+r0=$(ctr rx_offload_frames outside)
+ul
+expect_eq "peers' offloads on: 32 MB upload arrives intact" "$(tr -d '\n' <"$E2E_WORK/off.ul")" "$up_want"
+r=$(($(ctr rx_offload_frames outside) - r0))
+check "the client's frames came in whole ($r frames larger than 1514 bytes)" test "$r" -gt 100
+expect_eq "peers' offloads on: 20 concurrent handshakes and requests" "$(concurrent_gets 20)" 20
+expect_eq "no frame cut short (rx_too_long, both ports)" "$(($(ctr rx_too_long inside) + $(ctr rx_too_long outside)))" 0
+expect_eq "no frame over 65535 bytes refused (rx_oversize, both ports)" \
+	"$(($(ctr rx_oversize inside) + $(ctr rx_oversize outside)))" 0
+peer_offload off
 
 expect_eq "no frame refused" "$(ctr tx_gso_refused outside)" 0
 kill -0 $E2E_MG_PID 2>/dev/null && ok "meshgate still running" || not_ok "meshgate died"

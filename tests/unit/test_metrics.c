@@ -172,8 +172,8 @@ static int pools_cb(void *arg, struct metrics_pool_sample *out, int max)
 
 static int ports_cb(void *arg, struct metrics_port_sample *out, int max)
 {
-	out[0] = (struct metrics_port_sample){ "eth0", 10, 20, 1000, 2000, 1, 2, true, 7, 1 };
-	out[1] = (struct metrics_port_sample){ "eth1", 0, 0, 0, 0, 0, 0, false, 0, 0 };
+	out[0] = (struct metrics_port_sample){ "eth0", 10, 20, 1000, 2000, 1, 2, true, 7, 1, 5 };
+	out[1] = (struct metrics_port_sample){ "eth1", 0, 0, 0, 0, 0, 0, false, 0, 0, 0 };
 	return 2;
 }
 
@@ -192,6 +192,7 @@ static void test_pool_and_port_sources(void **state)
 	assert_non_null(strstr(text, "meshgate_port_tx_offload_frames_total{port=\"eth0\"} 7\n"));
 	assert_non_null(strstr(text, "meshgate_port_tx_offload_refused_total{port=\"eth0\"} 1\n"));
 	assert_non_null(strstr(text, "meshgate_port_tx_offload_frames_total{port=\"eth1\"} 0\n"));
+	assert_non_null(strstr(text, "meshgate_port_rx_offload_frames_total{port=\"eth0\"} 5\n"));
 	promtool_check(text, strlen(text));
 }
 
