@@ -146,6 +146,19 @@ static inline uint16_t meshgate_chksum(const void *dataptr, int len)
 }
 #define LWIP_CHKSUM                     meshgate_chksum
 
+/* Copy with checksum for tcp_write (LWIP_CHECKSUM_ON_COPY). When every
+ * interface leaves TCP checksums to the driver side (net/stack.c: ports
+ * with segmentation offload, where a gathered frame needs only the
+ * pseudo-header sum and single frames get theirs on the way out), the sum
+ * would never be used: plain copy. */
+extern int meshgate_tcp_sum_on_copy;
+static inline uint16_t meshgate_chksum_copy(void *dst, const void *src, uint16_t len)
+{
+	memcpy(dst, src, len);
+	return meshgate_tcp_sum_on_copy ? meshgate_chksum(dst, len) : 0;
+}
+#define LWIP_CHKSUM_COPY(dst, src, len) meshgate_chksum_copy(dst, src, len)
+
 /* Randomness for ISNs and ports: getrandom(2), see net/sys_arch.c. */
 unsigned int meshgate_lwip_rand(void);
 #define LWIP_RAND()                     meshgate_lwip_rand()

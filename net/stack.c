@@ -30,11 +30,29 @@ struct net_if {
 	struct net_if_stats stats;
 	net_tx_gso_fn tx_gso;           /* NULL: no segmentation offload */
 	struct tco gso;                 /* segments gathered for it */
+	/* Since offload was first set: lwIP leaves this interface's TCP
+	 * checksums to us (NETIF_CHECKSUM_GEN_TCP off), a gathered frame gets
+	 * the pseudo-header sum, any other TCP frame its checksum on the way
+	 * out. For good: segments queued meanwhile have none. */
+	int sw_tcp_sum;
+	uint32_t csum_flags;            /* the netif's NETIF_CHECKSUM_* */
 };
+
 
 static struct net_if net_ifs[NET_MAX_IFS];
 static unsigned net_nifs;
 static int net_started;
+
+int meshgate_tcp_sum_on_copy = 1;
+
+/* tcp_write's copies need no checksum when no interface wants lwIP's. */
+static void update_sum_on_copy(void)
+{
+	int want = 0;
+	for (unsigned i = 0; i < net_nifs; i++)
+		want |= !net_ifs[i].sw_tcp_sum;
+	meshgate_tcp_sum_on_copy = want || net_nifs == 0;
+}
 static net_tx_filter_fn net_tx_filter;
 static void *net_tx_filter_arg;
 
@@ -75,8 +93,11 @@ static void gso_send(struct net_if *nif)
 		return;
 	if (c->nsegs == 1) {
 		void *buf = tx_buf(nif, (uint16_t)c->len);
-		if (buf)
+		if (buf) {
 			memcpy(buf, c->buf, c->len);
+			if (nif->sw_tcp_sum)
+				tco_tcp_checksum(buf, c->len);
+		}
 	} else {
 		unsigned n = c->nsegs;
 		uint32_t len = tco_finish(c);
@@ -142,6 +163,8 @@ static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
 	if (!buf)
 		return ERR_MEM;
 	pbuf_copy_partial(p, buf, p->tot_len, 0);
+	if (nif->sw_tcp_sum)
+		tco_tcp_checksum(buf, p->tot_len);
 	return ERR_OK;
 }
 
@@ -159,6 +182,12 @@ int net_if_set_gso(struct net_if *nif, net_tx_gso_fn fn)
 		tco_init(&nif->gso, buf);
 	}
 	nif->tx_gso = fn;
+	if (!nif->sw_tcp_sum) {
+		nif->sw_tcp_sum = 1;
+		nif->csum_flags &= ~(uint32_t)NETIF_CHECKSUM_GEN_TCP;
+		NETIF_SET_CHECKSUM_CTRL(&nif->netif, nif->csum_flags);
+		update_sum_on_copy();
+	}
 	return 0;
 }
 
@@ -197,10 +226,12 @@ struct net_if *net_if_add(const char *name, const uint8_t mac[6],
 	gw.addr = gateway_be;
 	if (!netif_add(&nif->netif, &addr, &mask, &gw, nif, net_if_init_netif, ethernet_input))
 		return NULL;
+	nif->csum_flags = NETIF_CHECKSUM_ENABLE_ALL;    /* netif_add set it so */
 	netif_set_up(&nif->netif);
 	if (gateway_be != 0 && netif_default == NULL)
 		netif_set_default(&nif->netif);
 	net_nifs++;
+	update_sum_on_copy();
 	return nif;
 }
 
@@ -228,10 +259,10 @@ void net_if_input(struct net_if *nif, const void *frame, uint32_t len, unsigned 
 	pbuf_take(p, whole ? f : f + SIZEOF_ETH_HDR, n);
 	nif->stats.rx_frames++;
 	if (flags & NET_RX_CSUM_OK)
-		NETIF_SET_CHECKSUM_CTRL(&nif->netif, NET_CSUM_TRUSTED);
+		NETIF_SET_CHECKSUM_CTRL(&nif->netif, nif->csum_flags & NET_CSUM_TRUSTED);
 	err_t e = whole ? nif->netif.input(p, &nif->netif) : ip4_input(p, &nif->netif);
 	if (flags & NET_RX_CSUM_OK)
-		NETIF_SET_CHECKSUM_CTRL(&nif->netif, NETIF_CHECKSUM_ENABLE_ALL);
+		NETIF_SET_CHECKSUM_CTRL(&nif->netif, nif->csum_flags);
 	if (e != ERR_OK)
 		pbuf_free(p);
 }

@@ -163,3 +163,17 @@ uint32_t tco_segment(const struct tco *c, unsigned i, uint8_t *out)
 	store16(out + O_TCP_SUM, (uint16_t)~add16(pseudo_sum(out, tcp_len), LWIP_CHKSUM(out + O_TCP, (int)tcp_len)));
 	return TCO_HDR + payload;
 }
+
+bool tco_tcp_checksum(uint8_t *f, uint32_t len)
+{
+	if (len < TCO_HDR || f[O_ETYPE] != 0x08 || f[O_ETYPE + 1] != 0x00 || f[O_IP] != 0x45 ||
+	    f[O_IP_PROTO] != 6 || (f[O_IP_FRAG] & 0x3f) != 0 || f[O_IP_FRAG + 1] != 0)
+		return false;
+	uint32_t tcp_len = (uint32_t)f[O_IP_LEN] << 8 | f[O_IP_LEN + 1];
+	if (tcp_len < 40 || O_IP + tcp_len > len)
+		return false;
+	tcp_len -= 20;
+	put16(f + O_TCP_SUM, 0);
+	store16(f + O_TCP_SUM, (uint16_t)~add16(pseudo_sum(f, tcp_len), LWIP_CHKSUM(f + O_TCP, (int)tcp_len)));
+	return true;
+}

@@ -76,4 +76,9 @@ uint32_t tco_segment_len(const struct tco *c, unsigned i);
 
 void tco_reset(struct tco *c);
 
+/* Fills in the TCP checksum of an Ethernet/IPv4 (no options, not a
+ * fragment) TCP frame of len bytes, for an interface where lwIP leaves
+ * them to us. Returns false, leaving the frame alone, for anything else. */
+bool tco_tcp_checksum(uint8_t *frame, uint32_t len);
+
 #endif
