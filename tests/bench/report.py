@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--idle-conns", default="?")
     ap.add_argument("--duration", default="?")
     ap.add_argument("--mtu", default="1500")
+    ap.add_argument("--peer-offload", default="on")
     ap.add_argument("--out")
     ap.add_argument("--figures", default="handshake keepalive latency bulk memory")
     a = ap.parse_args()
@@ -79,7 +80,8 @@ def main():
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), platform.node(), os.cpu_count(),
         cpu, platform.release()))
     lines.append("Medians of %s rounds of %s s per figure; each gateway pinned to one core; MTU %s on every "
-                 "veth; ratio > 1.00 = meshgate better than the best peer." % (a.rounds, a.duration, a.mtu))
+                 "veth; client and upstream offloads %s; ratio > 1.00 = meshgate better than the best peer."
+                 % (a.rounds, a.duration, a.mtu, a.peer_offload))
     lines.append("")
     hdr = "| figure | " + " | ".join(gws) + (" | meshgate vs best peer |" if peers and "meshgate" in gws else " |")
     lines.append(hdr)

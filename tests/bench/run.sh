@@ -6,6 +6,7 @@
 #                      [--idle-conns N] [--duration S] [--out FILE]
 #                      [--figures "handshake keepalive latency bulk memory"]
 #                      [--meshgate-args "--busy-poll"] [--mtu 9000]
+#                      [--peer-offload on|off]
 #
 # Every round starts each gateway in turn and measures every figure; the table
 # shows medians over the rounds and ratios against the best peer measured in
@@ -38,7 +39,8 @@ while [ $# -gt 0 ]; do
 	--figures) FIGS=$2; shift ;;
 	--meshgate-args) MG_ARGS=$2; shift ;;
 	--mtu) BENCH_MTU=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE] [--figures 'handshake keepalive latency bulk memory'] [--meshgate-args ARGS] [--mtu N]" >&2; exit 2 ;;
+	--peer-offload) BENCH_PEER_OFFLOAD=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE] [--figures 'handshake keepalive latency bulk memory'] [--meshgate-args ARGS] [--mtu N] [--peer-offload on|off]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -50,6 +52,11 @@ MGBENCH=${MGBENCH:-$TESTS_TOP/build/bench/mgbench}
 RES=$BENCH_WORK/results.tsv
 [ -x "$MGBENCH" ] || { echo "# $MGBENCH missing (make build/bench/mgbench)"; exit 1; }
 [ -x "$MESHGATE" ] || { echo "# $MESHGATE missing (make)"; exit 1; }
+case $BENCH_PEER_OFFLOAD in on | off) ;; *) echo "# --peer-offload: on or off, not '$BENCH_PEER_OFFLOAD'"; exit 2 ;; esac
+if [ "$BENCH_PEER_OFFLOAD" = on ] && [[ " $GATEWAYS " == *@af_xdp* ]]; then
+	echo "# meshgate@af_xdp needs --peer-offload off: DPDK's AF_XDP driver cannot say which checksums were never computed"
+	exit 2
+fi
 [ "$(nproc)" -ge 2 ] || { BENCH_GW_CPU=0; echo "# one CPU only: gateway and client share it"; }
 
 trap bench_teardown EXIT
@@ -143,5 +150,5 @@ done
 if want memory; then for gw in $GATEWAYS; do run_memory "$gw" || fail=1; done; fi
 
 python3 "$TESTS_TOP/tests/bench/report.py" "$RES" --gateways "$GATEWAYS" --rounds "$ROUNDS" \
-	--idle-conns "$BENCH_IDLE_CONNS" --duration "$DUR" --mtu "$BENCH_MTU" --figures "$FIGS" ${OUT:+--out "$OUT"} || fail=1
+	--idle-conns "$BENCH_IDLE_CONNS" --duration "$DUR" --mtu "$BENCH_MTU" --figures "$FIGS" --peer-offload "$BENCH_PEER_OFFLOAD" ${OUT:+--out "$OUT"} || fail=1
 exit $fail
