@@ -470,7 +470,7 @@ void tls_conn_reset(struct tls_conn *c, const struct tls_credentials *cr,
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_aes_ctr(eng, im->aes_ctr);
 	br_ssl_engine_set_ghash(eng, im->ghash);
-	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
+	br_ssl_engine_set_gcm(eng, im->gcm_in, im->gcm_out);
 	br_ssl_engine_set_chacha20(eng, im->chacha20);
 	br_ssl_engine_set_poly1305(eng, im->poly1305);
 	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable, &br_sslrec_out_chapol_vtable);
@@ -800,5 +800,7 @@ unsigned tls_conn_cipher_suite(const struct tls_conn *c)
 
 void tls_conn_wipe(struct tls_conn *c)
 {
+	tls_gcm_release(&c->gcm_in);
+	tls_gcm_release(&c->gcm_out);
 	explicit_bzero(c, sizeof *c);
 }

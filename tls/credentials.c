@@ -232,6 +232,8 @@ static void impls_lookup(struct tls_impls *im)
 	im->ghash = br_ghash_pclmul_get();
 	if (im->ghash == 0)
 		im->ghash = &br_ghash_ctmul64;
+	im->gcm_in = &tls_gcm_in_vtable;
+	im->gcm_out = &tls_gcm_out_vtable;
 	im->chacha20 = br_chacha20_sse2_get();
 	if (im->chacha20 == 0)
 		im->chacha20 = &br_chacha20_ct_run;

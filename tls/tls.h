@@ -91,6 +91,7 @@
 #include "appliance/config.h"
 #include "tls/cache.h"
 #include "tls/ec.h"
+#include "tls/gcm.h"
 #include "tls/hash.h"
 #include "tls/x509.h"
 
@@ -186,6 +187,11 @@ struct tls_impls {
 	 * OpenSSL: P-256 keygen+ECDH ~60 µs < BearSSL's X25519 ~210 µs;
 	 * BearSSL: X25519 ~210 µs < its P-256 ~660 µs. */
 	int ecdhe_prefer_p256;
+	/* AES-GCM records: tls_gcm_*_vtable (large records by libcrypto,
+	 * tls/gcm.h); BearSSL's br_sslrec_*_gcm_vtable are drop-in
+	 * replacements (tests). */
+	const br_sslrec_in_gcm_class *gcm_in;
+	const br_sslrec_out_gcm_class *gcm_out;
 };
 
 struct tls_trust_domain {
@@ -295,6 +301,8 @@ struct tls_conn {
 	uint8_t alert_rec[7];       /* alert record we emit ourselves (plaintext) */
 	uint8_t alert_len, alert_off;
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+	/* AES-GCM record state for tls_gcm_{in,out}_vtable (tls/gcm.h) */
+	struct tls_gcm_dir gcm_in, gcm_out;
 };
 
 /* Prepares `c` for a new connection (first use and every reuse). `cred` must

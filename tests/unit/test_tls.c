@@ -1062,6 +1062,117 @@ static int setup(void **state)
 	return 0;
 }
 
+/* ------------------------------------------------------------ AES-GCM records
+ * tls/gcm.h: records of every size both ways, those of TLS_GCM_EVP_MIN
+ * plaintext bytes and more done by libcrypto, smaller ones by BearSSL, on
+ * one sequence of numbers; AES-128 and AES-256; the same exchange through
+ * BearSSL's own classes (the counters stay at 0). A large record whose
+ * ciphertext was altered on the way fails the connection. */
+static void gcm_send_both_ways(struct client *cl, size_t n, unsigned char fill)
+{
+	static unsigned char out[16384], in[16384];
+	size_t off = 0, got = 0, len;
+	const unsigned char *p;
+
+	memset(out, fill, n);
+	while (off < n) {
+		size_t w = tls_conn_write(&conn, out + off, n - off);
+		off += w;
+		if (w == 0 || off == n) {
+			tls_conn_flush(&conn);
+			pump(cl, &conn);
+		}
+	}
+	while (got < n) {
+		int r = SSL_read(cl->ssl, in + got, (int)(n - got));
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+	assert_memory_equal(in, out, n);
+
+	memset(out, fill ^ 0xff, n);
+	assert_int_equal(SSL_write(cl->ssl, out, (int)n), (int)n);
+	pump(cl, &conn);
+	for (got = 0; got < n && (p = tls_conn_read(&conn, &len)) != NULL; got += len) {
+		assert_memory_equal(p, out + got, len);
+		tls_conn_read_ack(&conn, len);
+	}
+	assert_int_equal(got, n);
+}
+
+static void gcm_exchange(const char *cipher, int libcrypto)
+{
+	static const size_t small[] = { 1, 100, TLS_GCM_EVP_MIN - 1 };
+	static const size_t large[] = { TLS_GCM_EVP_MIN, TLS_GCM_EVP_MIN + 1, 4096, 16384 };
+	struct client cl;
+	struct tls_credentials saved = creds;
+
+	if (!libcrypto) {
+		creds.impl.gcm_in = &br_sslrec_in_gcm_vtable;
+		creds.impl.gcm_out = &br_sslrec_out_gcm_vtable;
+	}
+	client_init(&cl, "frontend", 0);
+	assert_int_equal(SSL_set_cipher_list(cl.ssl, cipher), 1);
+	tls_conn_wipe(&conn);                   /* a fresh slot, as the proxy's pool gives */
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	assert_string_equal(SSL_get_cipher_name(cl.ssl), cipher);
+	for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
+		gcm_send_both_ways(&cl, small[i], (unsigned char)i);
+	assert_int_equal(conn.gcm_out.evp_records + conn.gcm_in.evp_records, 0);
+	assert_null(conn.gcm_out.evp);          /* not even allocated */
+	for (size_t i = 0; i < sizeof large / sizeof large[0]; i++)
+		gcm_send_both_ways(&cl, large[i], (unsigned char)(0x40 + i));
+	gcm_send_both_ways(&cl, 7, 0x77);       /* BearSSL again, on the same sequence */
+	unsigned long want = libcrypto ? sizeof large / sizeof large[0] : 0;
+	assert_int_equal(conn.gcm_out.evp_records, want);
+	assert_int_equal(conn.gcm_in.evp_records, want);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	client_free(&cl);
+	tls_conn_wipe(&conn);
+	assert_null(conn.gcm_out.evp);
+	creds = saved;
+}
+
+static void test_gcm_records(void **state)
+{
+	(void)state;
+	gcm_exchange("ECDHE-ECDSA-AES128-GCM-SHA256", 1);
+	gcm_exchange("ECDHE-ECDSA-AES256-GCM-SHA384", 1);
+	gcm_exchange("ECDHE-ECDSA-AES128-GCM-SHA256", 0);
+}
+
+static void test_gcm_altered_record(void **state)
+{
+	static unsigned char buf[8192];
+	struct client cl;
+	int x509err;
+
+	(void)state;
+	client_init(&cl, "frontend", 0);
+	tls_conn_reset(&conn, &creds, NULL, NULL);
+	handshake(&cl, &conn);
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_OPEN);
+	memset(buf, 'x', 5000);
+	assert_int_equal(SSL_write(cl.ssl, buf, 5000), 5000);
+	int n = BIO_read(cl.from_client, buf, sizeof buf);
+	assert_int_equal(n, 5 + 8 + 5000 + 16);
+	buf[5 + 8 + 2500] ^= 0x01;
+	size_t off = 0;
+	while (off < (size_t)n) {
+		size_t k = tls_conn_feed(&conn, buf + off, (size_t)n - off);
+		if (k == 0)
+			break;
+		off += k;
+	}
+	assert_int_equal(tls_conn_state(&conn), TLS_STATE_FAILED);
+	assert_int_equal(tls_conn_bearssl_error(&conn, &x509err), BR_ERR_BAD_MAC);
+	assert_int_equal(conn.gcm_in.evp_records, 0);
+	client_free(&cl);
+	tls_conn_wipe(&conn);
+}
+
 /* The same tests run once per EC backend (tls/ec.h): OpenSSL's libcrypto
  * and BearSSL's own code must both carry every handshake and refusal. */
 static int setup_backend(enum tls_ec_backend b)
@@ -1104,6 +1215,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_names),
 		cmocka_unit_test(test_allowed_identity_and_data),
+		cmocka_unit_test(test_gcm_records),
+		cmocka_unit_test(test_gcm_altered_record),
 		cmocka_unit_test(test_server_close_notify),
 		cmocka_unit_test(test_second_trust_domain),
 		cmocka_unit_test(test_no_eku_accepted),
