@@ -66,7 +66,8 @@ struct port {
 	 * driver's ring */
 	uint8_t *rxr_map;
 	int rxr_fd;
-	unsigned rxr_next;
+	unsigned rxr_next, rxr_nframes, rxr_frame_size, rxr_frames_per_block;
+	uint8_t *rxr_big;               /* a frame larger than a ring frame, recv()'d */
 	uint64_t rxr_packets, rxr_bytes, rxr_large, rxr_kernel_drops, rxr_truncated;
 	/* Scratch for linearising a multi-segment frame. */
 	uint8_t scratch[PORT_MAX_FRAME];
@@ -858,20 +859,31 @@ const char *port_name(const struct port *port)
  * stacks. It also ignores what the ring says about checksums: a frame from
  * this machine's own stack carries a checksum that was never computed
  * (TP_STATUS_CSUMNOTREADY). port_rx_offload_start() gives an af_packet port
- * a receive ring of our own with frames big enough for any IPv4 packet, and
- * hands each frame over with the kernel's word on its checksum. The driver's
- * own receive sockets get a filter that takes nothing; sending stays with
- * the driver. */
-#define RXR_FRAME_SIZE (17u * 4096u)                /* header, 14 + 65535, room to spare */
-#define RXR_BLOCK_SIZE (256u * 4096u)               /* 15 frames; the kernel allocates 2^n pages */
-#define RXR_FRAMES_PER_BLOCK (RXR_BLOCK_SIZE / RXR_FRAME_SIZE)
-#define RXR_BLOCKS 16u
-#define RXR_FRAMES (RXR_FRAMES_PER_BLOCK * RXR_BLOCKS)
+ * a receive ring of our own, with frames for the MTU (2 KB; 10 KB for
+ * jumbo frames), and PACKET_COPY_THRESH: a packet larger than a ring frame
+ * is marked TP_STATUS_COPY there and queued whole on the socket, where the
+ * next recv() takes it, in order. Each frame is handed over with the
+ * kernel's word on its checksum. The driver's own receive sockets get a
+ * filter that takes nothing; sending stays with the driver. */
+#define RXR_BLOCK_SIZE (1u << 20)                   /* the kernel allocates 2^n pages */
+#define RXR_MIN_FRAMES 1024u                        /* DPDK's af_packet ring has 512 */
+#define RXR_BIG (14u + 65535u)                      /* the largest IPv4 frame */
+#define RXR_RCVBUF (8 << 20)                        /* socket queue for large frames */
+
+static unsigned rxr_blocks(const struct port *p)
+{
+	return (RXR_MIN_FRAMES + p->rxr_frames_per_block - 1) / p->rxr_frames_per_block;
+}
+
+static unsigned rxr_frames(const struct port *p)
+{
+	return rxr_blocks(p) * p->rxr_frames_per_block;
+}
 
 static struct tpacket2_hdr *rxr_frame(const struct port *p, unsigned i)
 {
-	return (struct tpacket2_hdr *)(p->rxr_map + (size_t)(i / RXR_FRAMES_PER_BLOCK) * RXR_BLOCK_SIZE +
-				       (size_t)(i % RXR_FRAMES_PER_BLOCK) * RXR_FRAME_SIZE);
+	return (struct tpacket2_hdr *)(p->rxr_map + (size_t)(i / p->rxr_frames_per_block) * RXR_BLOCK_SIZE +
+				       (size_t)(i % p->rxr_frames_per_block) * p->rxr_frame_size);
 }
 
 bool port_has_rx_offload(const struct port *port)
@@ -890,15 +902,23 @@ int port_rx_offload_start(struct port *p, char *err, size_t errlen)
 		snprintf(err, errlen, "port %s: receive offload needs an af_packet port on a kernel interface", p->name);
 		return -1;
 	}
+	/* a frame holds the tpacket header (~80 bytes) and an MTU's frame */
+	p->rxr_frame_size = p->mtu > PORT_DEFAULT_MTU ? PORT_JUMBO_ROOM : 2048u;
+	p->rxr_frames_per_block = RXR_BLOCK_SIZE / p->rxr_frame_size;
+	size_t maplen = (size_t)RXR_BLOCK_SIZE * rxr_blocks(p);
 	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	int v2 = TPACKET_V2, one = 1;
-	struct tpacket_req req = {.tp_block_size = RXR_BLOCK_SIZE, .tp_block_nr = RXR_BLOCKS,
-				  .tp_frame_size = RXR_FRAME_SIZE, .tp_frame_nr = RXR_FRAMES};
+	int v2 = TPACKET_V2, one = 1, rcvbuf = RXR_RCVBUF;
+	struct tpacket_req req = {.tp_block_size = RXR_BLOCK_SIZE, .tp_block_nr = rxr_blocks(p),
+				  .tp_frame_size = p->rxr_frame_size, .tp_frame_nr = rxr_frames(p)};
 	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
 				  .sll_ifindex = (int)ifindex};
 	void *map = MAP_FAILED;
+	uint8_t *big = malloc(RXR_BIG);
 	const char *step = "socket";
 	if (fd < 0)
+		goto fail;
+	step = "memory";
+	if (!big)
 		goto fail;
 	step = "PACKET_VERSION";
 	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2) != 0)
@@ -906,11 +926,16 @@ int port_rx_offload_start(struct port *p, char *err, size_t errlen)
 	step = "PACKET_IGNORE_OUTGOING";   /* our own frames are not for us */
 	if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0)
 		goto fail;
+	step = "PACKET_COPY_THRESH";
+	if (setsockopt(fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof one) != 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);  /* what the limit allows */
 	step = "PACKET_RX_RING";
 	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0)
 		goto fail;
 	step = "mmap";
-	map = mmap(NULL, (size_t)RXR_BLOCK_SIZE * RXR_BLOCKS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail;
 	step = "bind";
@@ -934,16 +959,19 @@ int port_rx_offload_start(struct port *p, char *err, size_t errlen)
 		rte_pktmbuf_free_bulk(pkts, n);
 	p->rxr_fd = fd;
 	p->rxr_map = map;
+	p->rxr_big = big;
 	p->rxr_next = 0;
+	p->rxr_nframes = rxr_frames(p);
 	p->wait_fd[0] = fd;
 	p->nwait = 1;
 	return 0;
 fail:
 	snprintf(err, errlen, "port %s: receive offload on %s: %s: %s", p->name, ifname, step, strerror(errno));
 	if (map != MAP_FAILED)
-		munmap(map, (size_t)RXR_BLOCK_SIZE * RXR_BLOCKS);
+		munmap(map, maplen);
 	if (fd >= 0)
 		close(fd);
+	free(big);
 	return -1;
 }
 
@@ -957,8 +985,16 @@ static unsigned rxr_poll(struct port *p, port_deliver_fn deliver, void *arg)
 			break;
 		const uint8_t *frame = (const uint8_t *)h + h->tp_mac;
 		uint32_t len = h->tp_snaplen;
-		if (len < h->tp_len) {
-			p->rxr_truncated++;     /* cannot happen with these frames; counted if it does */
+		if (st & TP_STATUS_COPY) {
+			/* the whole packet waits on the socket, next in line */
+			ssize_t k = recv(p->rxr_fd, p->rxr_big, RXR_BIG, MSG_DONTWAIT | MSG_TRUNC);
+			frame = p->rxr_big;
+			len = k > 0 && (size_t)k <= RXR_BIG ? (uint32_t)k : 0;
+		} else if (len < h->tp_len) {
+			len = 0;                /* cut short, the socket queue full */
+		}
+		if (len == 0) {
+			p->rxr_truncated++;
 		} else {
 			if (len > p->mtu + RTE_ETHER_HDR_LEN)
 				p->rxr_large++;
@@ -967,7 +1003,7 @@ static unsigned rxr_poll(struct port *p, port_deliver_fn deliver, void *arg)
 			deliver(arg, frame, len, st & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) ? PORT_RX_CSUM_OK : 0);
 		}
 		__atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-		if (++p->rxr_next == RXR_FRAMES)
+		if (++p->rxr_next == p->rxr_nframes)
 			p->rxr_next = 0;
 		n++;
 	}
@@ -1156,8 +1192,9 @@ void port_close(struct port *port)
 	if (port->gso_fd >= 0)
 		close(port->gso_fd);
 	if (port->rxr_map) {
-		munmap(port->rxr_map, (size_t)RXR_BLOCK_SIZE * RXR_BLOCKS);
+		munmap(port->rxr_map, (size_t)RXR_BLOCK_SIZE * rxr_blocks(port));
 		close(port->rxr_fd);
+		free(port->rxr_big);
 	}
 	free(port);
 }

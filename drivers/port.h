@@ -111,13 +111,14 @@ typedef void (*port_deliver_fn)(void *arg, const void *frame, uint32_t len, unsi
 unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg);
 
 /* Receive offload for an af_packet port: from now on it receives through a
- * ring of our own whose frames take any IPv4 packet whole (a local sender's
- * 64 KB segmentation-offload frame, or what the interface's GRO merged), and
- * says which checksums need no checking (PORT_RX_CSUM_OK), so the peers on a
- * kernel interface keep their checksum and segmentation offloads. The ring
- * is 16 MB of shared memory (240 frames of 68 KB). Returns 0, or -1 with
- * err filled (not af_packet, or the kernel refused a step: the port keeps
- * the driver's receive ring). */
+ * ring of our own (1,024 frames of 2 KB, 10 KB with jumbo frames) where a
+ * packet larger than a frame is marked and taken whole from the socket
+ * (PACKET_COPY_THRESH): a local sender's 64 KB segmentation-offload frame,
+ * or what the interface's GRO merged. Each frame says which checksums need
+ * no checking (PORT_RX_CSUM_OK), so the peers on a kernel interface keep
+ * their checksum and segmentation offloads. Returns 0, or -1 with err
+ * filled (not af_packet, or the kernel refused a step: the port keeps the
+ * driver's receive ring). */
 int port_rx_offload_start(struct port *port, char *err, size_t errlen);
 bool port_has_rx_offload(const struct port *port);
 
