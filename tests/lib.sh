@@ -36,10 +36,12 @@ YAML
 #
 # topo_setup P CLI_ADDR UP_ADDR (each ADDR/24 on the namespace end; more
 # addresses can be added after). The root-namespace ends come up without
-# IPv6; the namespace ends compute checksums and segment themselves, which
-# af_packet on a veth needs (the peer would hand it partial checksums and
-# 64 KB GSO frames). topo_teardown P kills what runs in the namespaces and
-# deletes them. Addresses must be in 198.18.0.0/15.
+# IPv6; the namespace ends keep a veth's offloads (64 KB frames, checksums
+# left to the kernel), which meshgate's af_packet ports take whole
+# (receive offload) -- unless TOPO_PEER_OFFLOAD=off: then they compute
+# checksums and segment themselves, which DPDK's own af_packet and AF_XDP
+# receive paths need. topo_teardown P kills what runs in the namespaces
+# and deletes them. Addresses must be in 198.18.0.0/15.
 topo_teardown() {
 	local p=$1 ns
 	for ns in $p-up $p-cli; do ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null; done
@@ -65,7 +67,9 @@ topo_setup() {
 	ip -n $p-up link set lo up
 	ip -n $p-up addr add $up/24 dev $p-u0
 	ip -n $p-up link set $p-u0 up
-	ip netns exec $p-cli ethtool -K $p-c0 tx off tso off gso off >/dev/null 2>&1
-	ip netns exec $p-up ethtool -K $p-u0 tx off tso off gso off >/dev/null 2>&1
+	if [ "${TOPO_PEER_OFFLOAD:-on}" = off ]; then
+		ip netns exec $p-cli ethtool -K $p-c0 tx off tso off gso off >/dev/null 2>&1
+		ip netns exec $p-up ethtool -K $p-u0 tx off tso off gso off >/dev/null 2>&1
+	fi
 	return 0
 }
