@@ -71,6 +71,13 @@ static uint16_t pseudo_sum(const uint8_t *f, uint32_t tcp_len)
 	return LWIP_CHKSUM(ph, sizeof ph);
 }
 
+/* The full TCP checksum of the segment of tcp_len bytes at O_TCP. */
+static void set_tcp_sum(uint8_t *f, uint32_t tcp_len)
+{
+	put16(f + O_TCP_SUM, 0);
+	store16(f + O_TCP_SUM, (uint16_t)~add16(pseudo_sum(f, tcp_len), LWIP_CHKSUM(f + O_TCP, (int)tcp_len)));
+}
+
 void tco_init(struct tco *c, uint8_t *buf)
 {
 	memset(c, 0, sizeof *c);
@@ -158,9 +165,7 @@ uint32_t tco_segment(const struct tco *c, unsigned i, uint8_t *out)
 	set_ip_sum(out);
 	put32(out + O_TCP_SEQ, get32(c->buf + O_TCP_SEQ) + i * (uint32_t)c->seg);
 	out[O_TCP_FLAGS] = (uint8_t)(F_ACK | (c->psh && i + 1 == c->nsegs ? F_PSH : 0));
-	put16(out + O_TCP_SUM, 0);
-	uint32_t tcp_len = TCO_HDR - O_TCP + payload;
-	store16(out + O_TCP_SUM, (uint16_t)~add16(pseudo_sum(out, tcp_len), LWIP_CHKSUM(out + O_TCP, (int)tcp_len)));
+	set_tcp_sum(out, TCO_HDR - O_TCP + payload);
 	return TCO_HDR + payload;
 }
 
@@ -172,8 +177,6 @@ bool tco_tcp_checksum(uint8_t *f, uint32_t len)
 	uint32_t tcp_len = (uint32_t)f[O_IP_LEN] << 8 | f[O_IP_LEN + 1];
 	if (tcp_len < 40 || O_IP + tcp_len > len)
 		return false;
-	tcp_len -= 20;
-	put16(f + O_TCP_SUM, 0);
-	store16(f + O_TCP_SUM, (uint16_t)~add16(pseudo_sum(f, tcp_len), LWIP_CHKSUM(f + O_TCP, (int)tcp_len)));
+	set_tcp_sum(f, tcp_len - 20);
 	return true;
 }

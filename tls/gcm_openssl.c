@@ -101,14 +101,12 @@ static unsigned char *in_decrypt(const br_sslrec_in_class **ctx, int record_type
 	struct tls_gcm_dir *d = dir_in(ctx);
 	size_t len = *data_len - 24;            /* check_length: at least 24 */
 	EVP_CIPHER_CTX *x = NULL;
-	if (len < TLS_GCM_EVP_MIN || !(x = dir_evp(d, 0)))
+	if (len < TLS_GCM_EVP_MIN || !(x = dir_evp(d, 0)) ||
+	    !evp_start(x, d, d->bear.seq, data, record_type, version, len, 0))
 		return br_sslrec_in_gcm_vtable.inner.decrypt((const br_sslrec_in_class **)&d->bear.vtable.in,
 							      record_type, version, data, data_len);
 	unsigned char *buf = (unsigned char *)data + 8;
 	int n;
-	if (!evp_start(x, d, d->bear.seq, data, record_type, version, len, 0))
-		return br_sslrec_in_gcm_vtable.inner.decrypt((const br_sslrec_in_class **)&d->bear.vtable.in,
-							      record_type, version, data, data_len);
 	d->bear.seq++;
 	if (!EVP_CipherUpdate(x, buf, &n, buf, (int)len) ||
 	    !EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, buf + len) || EVP_CipherFinal_ex(x, buf + len, &n) <= 0)
