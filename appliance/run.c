@@ -307,8 +307,7 @@ static int open_ports(struct appliance *a)
 			fprintf(stderr, "meshgate: port %s: out of memory\n", cp->name);
 			return -1;
 		}
-		if (!cp->no_offload && strncmp(cp->device, "net_af_packet", 13) == 0 &&
-		    port_rx_offload_start(port, err, sizeof err) != 0)
+		if (!cp->no_offload && port_rx_offload_start(port, err, sizeof err) != 0)
 			fprintf(stderr, "meshgate: %s; receiving through the driver's ring (peers on the interface "
 				"must then send full checksums: ethtool -K PEER tx off)\n", err);
 	}

@@ -886,20 +886,15 @@ static struct tpacket2_hdr *rxr_frame(const struct port *p, unsigned i)
 				       (size_t)(i % p->rxr_frames_per_block) * p->rxr_frame_size);
 }
 
-bool port_has_rx_offload(const struct port *port)
-{
-	return port->rxr_map != NULL;
-}
-
 int port_rx_offload_start(struct port *p, char *err, size_t errlen)
 {
 	char ifname[IF_NAMESIZE];
 	unsigned ifindex;
-	if (p->rxr_map)
-		return 0;
-	if (strncmp(p->device, "net_af_packet", 13) != 0 || p->nwait == 0 || !devargs_iface(p->device, ifname) ||
-	    !(ifindex = if_nametoindex(ifname))) {
-		snprintf(err, errlen, "port %s: receive offload needs an af_packet port on a kernel interface", p->name);
+	if (p->rxr_map || strncmp(p->device, "net_af_packet", 13) != 0)
+		return 0;               /* on already, or a driver this does not apply to */
+	if (p->nwait == 0 || !devargs_iface(p->device, ifname) || !(ifindex = if_nametoindex(ifname))) {
+		snprintf(err, errlen, "port %s: receive offload: no receive socket or interface found for '%s'",
+			 p->name, p->device);
 		return -1;
 	}
 	/* a frame holds the tpacket header (~80 bytes) and an MTU's frame */

@@ -116,11 +116,10 @@ unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg);
  * (PACKET_COPY_THRESH): a local sender's 64 KB segmentation-offload frame,
  * or what the interface's GRO merged. Each frame says which checksums need
  * no checking (PORT_RX_CSUM_OK), so the peers on a kernel interface keep
- * their checksum and segmentation offloads. Returns 0, or -1 with err
- * filled (not af_packet, or the kernel refused a step: the port keeps the
- * driver's receive ring). */
+ * their checksum and segmentation offloads. Other drivers: nothing to do.
+ * Returns 0, or -1 with err filled (the kernel refused a step: the port
+ * keeps the driver's receive ring). */
 int port_rx_offload_start(struct port *port, char *err, size_t errlen);
-bool port_has_rx_offload(const struct port *port);
 
 /* Reserve `len` bytes for one outgoing frame inside a fresh mbuf appended to
  * the port's TX batch. Returns a pointer the caller fills completely before
