@@ -326,40 +326,47 @@ static int conn_authorize(void *arg, const struct tls_peer *peer)
 
 /* ------------------------------------------------------------ lwIP callbacks */
 
-/* Delayed ACKs. lwIP ACKs every second full segment at once and leaves a
- * lone segment's ACK to its fast timer (250 ms): a peer that writes a
- * response head and body separately with Nagle on would wait that long for
- * every response. ACKing every short segment at once cost a pure ACK per
- * request each way (17% of the CPU per keep-alive request, measured). So a
- * connection that received data goes on proxy.acks, and an ACK still owed
- * PROXY_ACK_DELAY_US later is sent then; in request/response traffic the
- * ACK rides on the reply before that. */
+/* Delayed ACKs (appliance/ack_wait.h). lwIP ACKs every second full segment
+ * at once and leaves a lone segment's ACK to its 250 ms timer; ACKing every
+ * short segment at once cost a pure ACK per request each way (17% of the CPU
+ * per keep-alive request, measured). A connection that received data goes on
+ * proxy.acks, and an ACK owed for PROXY_ACK_DELAY_US is sent then. */
 #define PROXY_ACK_DELAY_US 1000u
 
-/* proxy.acks is a FIFO (a ring of pool_size entries: a connection is on it
- * at most once); every entry is due PROXY_ACK_DELAY_US after it was queued,
- * so the ring is in due order and acks_flush only looks at its head. */
-static void ack_later(struct conn *c)
+/* proxy.acks is a FIFO of connections to look at again (a ring of pool_size
+ * entries: a connection is on it at most once), each at ack_due_us. Entries
+ * are pushed at the tail with a due time at most PROXY_ACK_DELAY_US ahead,
+ * so the ring is nearly in due order and acks_flush only looks at its head;
+ * an ACK is sent at most 2 * PROXY_ACK_DELAY_US after it became owed. */
+static void ack_list(struct conn *c, uint64_t due_us)
 {
-	if (c->ack_listed)
-		return;
 	struct proxy *p = c->proxy;
 	c->ack_listed = true;
-	c->ack_due_us = net_now_us() + PROXY_ACK_DELAY_US;
+	c->ack_due_us = due_us;
 	p->acks[(p->acks_head + p->nacks++) % p->pool_size] = c;
 }
 
-static bool ack_owed(struct tcp_pcb *pcb)
+/* A segment arrived on one side: its ACK is owed (appliance/ack_wait.h). */
+static void ack_later(struct conn *c, struct ack_wait *w, const struct tcp_pcb *pcb)
 {
-	return pcb && (pcb->flags & TF_ACK_DELAY);
+	/* TF_ACK_NOW: lwIP sends the ACK itself when tcp_input ends */
+	ack_wait_segment(w, net_now_us(), pcb->snd_nxt, pcb->flags & TF_ACK_NOW);
+	if (w->waiting && !c->ack_listed)
+		ack_list(c, w->since_us + PROXY_ACK_DELAY_US);
 }
 
-static void ack_send(struct tcp_pcb *pcb)
+/* One side of a connection that came due: sends its ACK if it has been owed
+ * for the whole delay; returns when to look again (0: nothing owed). */
+static uint64_t ack_check(struct tcp_pcb *pcb, struct ack_wait *w, uint64_t now, uint64_t *sent)
 {
-	if (!ack_owed(pcb))
-		return;
+	bool owed = pcb && (pcb->flags & TF_ACK_DELAY);
+	uint64_t r = ack_wait_check(w, now, pcb ? pcb->snd_nxt : 0, owed, PROXY_ACK_DELAY_US);
+	if (r != ACK_WAIT_SEND)
+		return r;
 	pcb->flags |= TF_ACK_NOW;   /* tcp_ack_now() is in a private lwIP header */
 	tcp_output(pcb);
+	++*sent;
+	return 0;
 }
 
 /* Sends the ACKs that came due (an ACK that went out with data meanwhile
@@ -369,26 +376,30 @@ static void acks_flush(struct proxy *p)
 	if (!p->nacks)
 		return;
 	uint64_t now = net_now_us();
-	while (p->nacks) {
+	unsigned n = p->nacks;      /* entries put back go behind: look once */
+	while (n-- && p->nacks) {
 		struct conn *c = p->acks[p->acks_head];
-		bool owed = c->in_use && (ack_owed(c->down) || ack_owed(c->up));
-		if (owed && now < c->ack_due_us)
+		if (c->in_use && now < c->ack_due_us)
 			break;
-		if (owed) {
-			ack_send(c->down);
-			ack_send(c->up);
-			p->counters.delayed_acks++;
-		}
 		c->ack_listed = false;
 		p->acks_head = (p->acks_head + 1) % p->pool_size;
 		p->nacks--;
+		if (!c->in_use)
+			continue;
+		uint64_t sent = 0;
+		uint64_t d1 = ack_check(c->down, &c->down_ack, now, &sent);
+		uint64_t d2 = ack_check(c->up, &c->up_ack, now, &sent);
+		if (sent)
+			p->counters.delayed_acks++;
+		if (d1 || d2)
+			ack_list(c, !d1 ? d2 : !d2 ? d1 : d1 < d2 ? d1 : d2);
 	}
 }
 
 /* Both sides' receive callback: queue the segment on `ring` (or note EOF)
  * for proxy_poll; the window opens again only as the bytes are consumed. */
 static err_t queue_recv(struct conn *c, struct tcp_pcb *pcb, struct pbuf *pb, struct pbuf_ring *ring,
-			bool *eof)
+			bool *eof, struct ack_wait *ack)
 {
 	if (!c) {
 		if (pb) {
@@ -406,7 +417,7 @@ static err_t queue_recv(struct conn *c, struct tcp_pcb *pcb, struct pbuf *pb, st
 		return ERR_MEM;     /* lwIP keeps it and offers it again */
 	ring_push(ring, pb);
 	c->last_activity_ms = c->proxy->now_ms;
-	ack_later(c);
+	ack_later(c, ack, pcb);
 	mark_dirty(c);
 	return ERR_OK;
 }
@@ -414,7 +425,8 @@ static err_t queue_recv(struct conn *c, struct tcp_pcb *pcb, struct pbuf *pb, st
 static err_t down_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t err)
 {
 	struct conn *c = arg;
-	return queue_recv(c, pcb, pb, c ? &c->down_rx : NULL, c ? &c->down_eof : NULL);
+	return queue_recv(c, pcb, pb, c ? &c->down_rx : NULL, c ? &c->down_eof : NULL,
+			  c ? &c->down_ack : NULL);
 }
 
 /* Either side acknowledged data: there may be room to move more. */
@@ -448,7 +460,8 @@ static err_t on_poll(void *arg, struct tcp_pcb *pcb)
 static err_t up_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *pb, err_t err)
 {
 	struct conn *c = arg;
-	return queue_recv(c, pcb, pb, c ? &c->up_rx : NULL, c ? &c->up_eof : NULL);
+	return queue_recv(c, pcb, pb, c ? &c->up_rx : NULL, c ? &c->up_eof : NULL,
+			  c ? &c->up_ack : NULL);
 }
 
 static void up_err(void *arg, err_t err)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "appliance/ack_wait.h"
 #include "appliance/config.h"
 #include "appliance/policy.h"
 #include "appliance/proxy.h"
@@ -66,7 +67,8 @@ struct conn {
 	uint64_t id;
 	bool in_use, dirty;
 	bool ack_listed;             /* on proxy.acks (kept across reuse, like dirty) */
-	uint64_t ack_due_us;         /* send owed delayed ACKs by then */
+	uint64_t ack_due_us;         /* look at the owed ACKs again then */
+	struct ack_wait down_ack, up_ack;
 	enum conn_state state;
 	struct proxy_listener *listener;
 	int service;
