@@ -90,6 +90,10 @@
 /* Per-interface checksum switches, so net_if_input() can skip checking a
  * frame whose checksum the kernel vouches for (NET_RX_CSUM_OK). */
 #define LWIP_CHECKSUM_CTRL_PER_NETIF    1
+/* ...which makes lwIP sum each outgoing IPv4 header in a separate pass
+ * (inet_chksum, 1.8% of the CPU in bulk: one call per 1,460-byte segment);
+ * summed as the fields are written instead, still per interface. */
+#define LWIP_INLINE_IP_CHKSUM           1
 /* The payload checksum is summed while tcp_write copies the data in, so
  * tcp_output does not read it a second time. */
 #define LWIP_CHECKSUM_ON_COPY           1
