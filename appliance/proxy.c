@@ -164,6 +164,7 @@ static void pcb_abort(struct tcp_pcb *pcb)
 static void proxy_set_config(struct proxy *p, const struct config *cfg)
 {
 	p->cfg = cfg;
+	p->cfg_generation++;
 	snprintf(p->gateway_id, sizeof p->gateway_id, "spiffe://%s/ns/meshgate/sa/%s", cfg->trust_domain,
 		 cfg->name[0] ? cfg->name : "gateway");
 }

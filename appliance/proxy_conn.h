@@ -102,6 +102,12 @@ struct conn {
 	uint32_t started_ms, last_activity_ms, deadline_ms, up_deadline_ms, close_deadline_ms;
 	uint64_t bytes_from_down, bytes_to_down, bytes_to_up;
 	unsigned requests;
+	/* istio_requests_total series of the last request (admin_obs.c): the
+	 * labels but the status stay while the connection is open, until a
+	 * reload (cfg_generation) may rename its service */
+	int mreq_series;
+	uint16_t mreq_code;
+	unsigned mreq_generation;       /* 0: none */
 
 	/* HTTP state (proxy_http.c): reset by http_conn_init */
 
@@ -115,6 +121,7 @@ struct conn {
 
 struct proxy {
 	const struct config *cfg;
+	unsigned cfg_generation;        /* +1 per configuration taken, from 1 */
 	char gateway_id[CONFIG_MAX_TRUST_DOMAIN + 64];   /* ours, for XFCC By= (set with cfg) */
 	const struct tls_credentials *creds;
 	struct proxy_options opt;

@@ -195,6 +195,21 @@ expect_eq "meshgate_pool_size connections" "$(mval meshgate_pool_size pool=conne
 rx=$(mval meshgate_port_rx_packets_total port=outside)
 [ "$rx" -gt 50 ] 2>/dev/null && ok "meshgate_port_rx_packets_total outside ($rx)" || not_ok "port rx packets ($rx)"
 
+# one keep-alive connection, three statuses: each request counted under its
+# own response_code (the series is kept per connection and status)
+ka=$(ccurl frontend -s -w '%{http_code} ' -o /dev/null https://meshgate.test:8443/ \
+	-o /dev/null https://meshgate.test:8443/missing -o /dev/null https://meshgate.test:8443/?again)
+expect_eq "keep-alive connection: 200 404 200" "$ka" "200 404 200 "
+for _ in $(seq 20); do
+	ccurl ns-dev -o "$WORK/metrics.txt" $ADMIN/metrics
+	[ "$(mval istio_tcp_connections_closed_total destination_service_name=backend-api)" = $((N_OK + N_DENY + 1)) ] && break
+	sleep 0.5
+done
+expect_eq "istio_requests_total frontend 200 after the keep-alive connection" \
+	"$(mval istio_requests_total source_principal=$FRONT destination_service_name=backend-api response_code=200)" $((N_OK + 2))
+expect_eq "istio_requests_total frontend 404, with every label" \
+	"$(mval istio_requests_total source_principal=$FRONT destination_service_name=backend-api response_code=404 reporter=destination connection_security_policy=mutual_tls source_workload_namespace=prod destination_service_namespace=production)" 1
+
 # ---- password login, cookie flags, session use
 code=$(ccurl none -o /dev/null -w '%{http_code}' --data-urlencode 'password=wrong' $ADMIN/api/v1/login)
 expect_eq "wrong password -> 401" "$code" 401
@@ -206,11 +221,11 @@ case $cookie in
 esac
 token=$(sed -n 's/.*mg_session=\([0-9a-f]*\);.*/\1/ip' <<<"$cookie")
 ccurl none -b "mg_session=$token" -o "$WORK/dash.json" $ADMIN/api/v1/dashboard
-python3 - "$WORK/dash.json" "$FRONT" <<'PY' && ok "session: /api/v1/dashboard shows the open connection and the graph edge" || not_ok "dashboard JSON: $(head -c 600 "$WORK/dash.json")"
+python3 - "$WORK/dash.json" "$FRONT" $((N_OK + 3)) <<'PY' && ok "session: /api/v1/dashboard shows the open connection and the graph edge" || not_ok "dashboard JSON: $(head -c 600 "$WORK/dash.json")"
 import json, sys
-d = json.load(open(sys.argv[1])); front = sys.argv[2]
+d = json.load(open(sys.argv[1])); front = sys.argv[2]; nreq = int(sys.argv[3])
 conns = [c for c in d["connections"] if c["spiffe_id"] == front and c["service"] == "production/echo"]
-edges = [e for e in d["graph"] if e["source"] == front and e["service"] == "production/backend-api" and e["requests"] == 5]
+edges = [e for e in d["graph"] if e["source"] == front and e["service"] == "production/backend-api" and e["requests"] == nreq]
 assert conns and edges and d["status"]["name"] == "admin-e2e", (conns, edges)
 PY
 # change the last hex digit to another one (a token that ends in 0, "forged"
