@@ -351,7 +351,7 @@ static void ack_list(struct conn *c, uint64_t due_us)
 static void ack_later(struct conn *c, struct ack_wait *w, const struct tcp_pcb *pcb)
 {
 	/* TF_ACK_NOW: lwIP sends the ACK itself when tcp_input ends */
-	ack_wait_segment(w, net_now_us(), pcb->snd_nxt, pcb->flags & TF_ACK_NOW);
+	ack_wait_segment(w, net_pass_us(), pcb->snd_nxt, pcb->flags & TF_ACK_NOW);
 	if (w->waiting && !c->ack_listed)
 		ack_list(c, w->since_us + PROXY_ACK_DELAY_US);
 }
@@ -376,7 +376,7 @@ static void acks_flush(struct proxy *p)
 {
 	if (!p->nacks)
 		return;
-	uint64_t now = net_now_us();
+	uint64_t now = net_pass_us();
 	unsigned n = p->nacks;      /* entries put back go behind: look once */
 	while (n-- && p->nacks) {
 		struct conn *c = p->acks[p->acks_head];

@@ -439,11 +439,12 @@ static void loop(struct appliance *a)
 	if (event)
 		printf("meshgate: event-driven polling: idle waits on %d descriptor%s\n", npfd, npfd == 1 ? "" : "s");
 	while (!sig_stop && !a->console.stop_requested) {
+		/* one clock reading for the pass (net/stack.h) */
+		uint32_t now = (uint32_t)(net_clock_pass() / 1000u);
 		unsigned rx = 0;
 		for (int i = 0; i < a->nports; i++)
 			rx += port_poll(a->ports[i], deliver, a->ifs[i]);
 		net_timers();
-		uint32_t now = net_now_ms();
 		proxy_poll(a->proxy, now);
 		admin_app_poll(a->admin, now);
 		if (a->nretired)

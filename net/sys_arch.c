@@ -22,9 +22,25 @@ uint32_t net_now_ms(void)
 	return (uint32_t)(net_now_us() / 1000u);
 }
 
+static uint64_t pass_us;
+static int pass_set;
+
+uint64_t net_clock_pass(void)
+{
+	pass_us = net_now_us();
+	pass_set = 1;
+	return pass_us;
+}
+
+uint64_t net_pass_us(void)
+{
+	return pass_set ? pass_us : net_now_us();
+}
+
 u32_t sys_now(void)
 {
-	return net_now_ms();
+	/* wraps as net_now_ms does */
+	return (u32_t)(net_pass_us() / 1000u);
 }
 
 /* getrandom() in batches so a burst of new connections is not a burst of
