@@ -71,6 +71,13 @@
 #define TCP_RCV_SCALE                   7
 #define TCP_WND                         (256 * 1024)
 #define TCP_SND_BUF                     (256 * 1024)
+/* A window update of its own when the application has read this much since
+ * the last window we announced. lwIP's default (4 * TCP_MSS, 35 KB) sent
+ * one for nearly every 64 KB frame a kernel peer sends us, on top of the
+ * ACKs that already carry the window: two ACKs per frame where Linux sends
+ * 0.7. Half the window still reopens a sender stopped by it long before
+ * it has drained. */
+#define TCP_WND_UPDATE_THRESHOLD        (TCP_WND / 2)
 /* segments per send buffer: sized for 1460-byte segments, the most */
 #define TCP_SND_QUEUELEN                ((4 * (TCP_SND_BUF) + (TCP_MSS_1500 - 1)) / (TCP_MSS_1500))
 #define TCP_SNDLOWAT                    (24 * 1024) /* u16_t: must stay below 0xffff - 4*TCP_MSS */

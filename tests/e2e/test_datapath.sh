@@ -150,6 +150,18 @@ want_dl=$(blob_sha256 104857600)
 got_dl=$(cli_curl frontend https://meshgate.test:8443/blob/104857600 | sha256sum | cut -d' ' -f1)
 expect_eq "100 MB download arrives intact (sha256)" "$got_dl" "$want_dl"
 
+# A reader that keeps stopping (curl --limit-rate 8M): our send window to it
+# and the upstream's to us close and reopen again and again; the download
+# arrives intact and at the reader's pace. (When lwIP sends the window
+# update itself is pinned by test_net_stack's test_tcp_window_update; here
+# the kernel's zero-window probes would also keep things moving.)
+want_slow=$(blob_sha256 16777216)
+t0=$(date +%s%N)
+got_slow=$(cli_curl frontend --limit-rate 8M https://meshgate.test:8443/blob/16777216 | sha256sum | cut -d' ' -f1)
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_eq "16 MB to a reader that keeps stopping arrives intact" "$got_slow" "$want_slow"
+[ "$ms" -lt 7000 ] && ok "... at the reader's pace ($ms ms for ~2,000)" || not_ok "16 MB at 8 MB/s took $ms ms"
+
 # tcp listener: half-close propagates (the hasher answers after our EOF)
 got=$(python3 "$TESTS_TOP/tests/e2e/tlsclient.py" --netns $NS_CLI --host $MG_OUT --port 9443 \
 	--pki "$E2E_PKI" --id frontend --send-bytes 1048576 --half-close)

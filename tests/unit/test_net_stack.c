@@ -764,6 +764,135 @@ static void test_rx_65535_byte_packet(void **state)
 	assert_int_equal(s1.rx_frames - s0.rx_frames, 1);
 }
 
+/* ------------------------------------------------------------ window updates
+ * A receiver that stops reading closes the sender's window; reading again
+ * reopens it with a window update of its own only once half the window has
+ * been read (TCP_WND_UPDATE_THRESHOLD in net/lwipopts.h): before that, the
+ * ACKs that carry data anyway carry the window too. lwIP's default (35 KB)
+ * sent an extra ACK for nearly every 64 KB frame a kernel peer sends. */
+#define WU_PORT (TCP_TEST_PORT + 20)
+#define WU_BYTES (1024u * 1024u)
+static struct {
+	struct tcp_pcb *rx, *tx;
+	uint32_t unread, received, sent;
+	int reading;
+} wu;
+
+static err_t wu_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	if (!p)
+		return ERR_OK;
+	wu.received += p->tot_len;
+	if (wu.reading)
+		tcp_recved(pcb, p->tot_len);
+	else
+		wu.unread += p->tot_len;        /* taken, not read: the window stays shut */
+	pbuf_free(p);
+	return ERR_OK;
+}
+
+static void wu_send(void)
+{
+	static const uint8_t zeros[16384];
+	while (wu.sent < WU_BYTES) {
+		uint32_t n = WU_BYTES - wu.sent, room = tcp_sndbuf(wu.tx);
+		n = n < room ? n : room;
+		n = n < sizeof zeros ? n : (uint32_t)sizeof zeros;
+		if (n == 0 || tcp_sndqueuelen(wu.tx) >= TCP_SND_QUEUELEN - 8 ||
+		    tcp_write(wu.tx, zeros, (u16_t)n, TCP_WRITE_FLAG_COPY) != ERR_OK)
+			break;
+		wu.sent += n;
+	}
+	tcp_output(wu.tx);
+}
+
+static err_t wu_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+	wu_send();
+	return ERR_OK;
+}
+
+static err_t wu_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	wu.rx = pcb;
+	tcp_recv(pcb, wu_recv);
+	return ERR_OK;
+}
+
+static err_t wu_connected(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	wu.tx = pcb;
+	tcp_sent(pcb, wu_sent);
+	wu_send();
+	return ERR_OK;
+}
+
+static int wu_window_shut(void) { return wu.unread >= TCP_WND - 2 * 1460u; }
+static int wu_all_in(void) { return wu.received == WU_BYTES; }
+
+static void wu_read(uint32_t n)
+{
+	wu.unread -= n;
+	while (n) {
+		u16_t k = (u16_t)(n > 0xffff ? 0xffff : n);
+		tcp_recved(wu.rx, k);
+		n -= k;
+	}
+}
+
+static void test_tcp_window_update(void **state)
+{
+	(void)state;
+	memset(&wu, 0, sizeof wu);
+	struct tcp_pcb *l = tcp_new();
+	assert_non_null(l);
+	tcp_bind_netif(l, net_if_netif(if_b));
+	assert_int_equal(tcp_bind(l, &ip_b, WU_PORT), ERR_OK);
+	struct tcp_pcb *lis = tcp_listen(l);
+	assert_non_null(lis);
+	tcp_accept(lis, wu_accept);
+	struct tcp_pcb *c = tcp_new();
+	assert_non_null(c);
+	tcp_bind_netif(c, net_if_netif(if_a));
+	assert_int_equal(tcp_bind(c, &ip_a, 0), ERR_OK);
+	assert_int_equal(tcp_connect(c, &ip_b, WU_PORT, wu_connected), ERR_OK);
+
+	assert_true(pump_until(wu_window_shut, 10000));
+	while (pump())
+		;
+	assert_true(wu.received < WU_BYTES);
+	uint32_t shut_at = wu.received;
+
+	/* a quarter of the window read: nothing sent on its own */
+	unsigned before = b_to_a.tail;
+	wu_read(TCP_WND / 4);
+	assert_int_equal(b_to_a.tail - before, 0);
+	/* half read: one window update at once, announcing it */
+	wu_read(TCP_WND / 4);
+	assert_int_equal(b_to_a.tail - before, 1);
+	const uint8_t *f = b_to_a.frame[(b_to_a.tail - 1) % WIRE_FRAMES];
+	uint32_t wnd = (uint32_t)(f[14 + 20 + 14] << 8 | f[14 + 20 + 15]) << TCP_RCV_SCALE;
+	assert_true(wnd >= TCP_WND / 2);
+	assert_int_equal(b_to_a.len[(b_to_a.tail - 1) % WIRE_FRAMES], 14 + 20 + 20);   /* no data */
+
+	/* the sender goes on at once: more data before any timer runs */
+	unsigned k;
+	do {
+		k = wire_deliver_one(&b_to_a, if_a, NULL);
+		k += wire_deliver_one(&a_to_b, if_b, NULL);
+	} while (k);
+	assert_true(wu.received > shut_at);
+
+	wu.reading = 1;
+	wu_read(wu.unread);
+	assert_true(pump_until(wu_all_in, 10000));
+	tcp_abort(wu.tx);
+	tcp_abort(wu.rx);
+	tcp_close(lis);
+	while (pump())
+		;
+}
+
 /* A full wire is a clean refusal: counted, and TCP recovers once it drains. */
 static void test_tx_no_buffer_counted(void **state)
 {
@@ -810,6 +939,7 @@ int main(void)
 		cmocka_unit_test(test_offload_off_midway),
 		cmocka_unit_test(test_tcp_rx_offload),
 		cmocka_unit_test(test_rx_65535_byte_packet),
+		cmocka_unit_test(test_tcp_window_update),
 		cmocka_unit_test(test_tx_no_buffer_counted),
 		cmocka_unit_test(test_interface_limit),
 	};
