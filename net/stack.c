@@ -22,6 +22,9 @@
 #define NET_IF_NAME_MAX 32
 #define NET_MTU 1500
 
+/* Gathered offload frames a port holds at most before sending (64 KB each). */
+#define NET_GSO_FRAMES 4
+
 struct net_if {
 	struct netif netif;             /* first: netif->state points back too */
 	char name[NET_IF_NAME_MAX];
@@ -29,7 +32,11 @@ struct net_if {
 	void *drv;
 	struct net_if_stats stats;
 	net_tx_gso_fn tx_gso;           /* NULL: no segmentation offload */
-	struct tco gso;                 /* segments gathered for it */
+	/* Segments gathered for it: gso[ngso] is being gathered, gso[0..ngso)
+	 * are finished frames held until net_if_flush (the end of a loop pass)
+	 * or until all NET_GSO_FRAMES are in use, then sent back to back. */
+	struct tco gso[NET_GSO_FRAMES];
+	unsigned ngso;
 	/* Since offload was first set: lwIP leaves this interface's TCP
 	 * checksums to us (NETIF_CHECKSUM_GEN_TCP off), a gathered frame gets
 	 * the pseudo-header sum, any other TCP frame its checksum on the way
@@ -83,12 +90,12 @@ static void *tx_buf(struct net_if *nif, uint16_t len)
 	return buf;
 }
 
-/* Sends what net_if->gso holds: one segment as it came; more with the
- * driver's segmentation offload, or, when the driver does not take the
- * frame, as the separate segments lwIP made (rebuilt, checksummed). */
-static void gso_send(struct net_if *nif)
+/* Sends one gathered frame: one segment as it came; more with the driver's
+ * segmentation offload, or, when the driver does not take the frame (or has
+ * turned it off), as the separate segments lwIP made (rebuilt,
+ * checksummed). */
+static void gso_send_one(struct net_if *nif, struct tco *c)
 {
-	struct tco *c = &nif->gso;
 	if (c->nsegs == 0)
 		return;
 	if (c->nsegs == 1) {
@@ -101,13 +108,14 @@ static void gso_send(struct net_if *nif)
 	} else {
 		unsigned n = c->nsegs;
 		uint32_t len = tco_finish(c);
-		int rc = nif->tx_gso(nif->drv, c->buf, len, TCO_L4_OFF, TCO_HDR, c->seg);
+		int rc = -1;            /* turned off while the frame was held */
+		if (nif->tx_gso && (rc = nif->tx_gso(nif->drv, c->buf, len, TCO_L4_OFF, TCO_HDR, c->seg)) != 0)
+			nif->stats.tx_gso_refused++;
 		if (rc == 0) {
 			nif->stats.tx_gso_frames++;
 			nif->stats.tx_gso_segments += n;
 			nif->stats.tx_frames += n;
 		} else {
-			nif->stats.tx_gso_refused++;
 			for (unsigned i = 0; i < n; i++) {
 				void *buf = tx_buf(nif, (uint16_t)tco_segment_len(c, i));
 				if (!buf)
@@ -121,9 +129,28 @@ static void gso_send(struct net_if *nif)
 	tco_reset(c);
 }
 
+/* Sends every frame held and the one being gathered, in order. */
+static void gso_send(struct net_if *nif)
+{
+	for (unsigned i = 0; i <= nif->ngso; i++)
+		gso_send_one(nif, &nif->gso[i]);
+	nif->ngso = 0;
+}
+
+/* The frame being gathered is finished: hold it, so that the frames a pass
+ * makes leave together (a receiver on a veth is woken once for them, not
+ * once per frame), or, when every buffer is in use, send them all. */
+static void gso_hold(struct net_if *nif)
+{
+	if (nif->ngso + 1 < NET_GSO_FRAMES)
+		nif->ngso++;
+	else
+		gso_send(nif);
+}
+
 void net_if_flush(struct net_if *nif)
 {
-	if (nif->tx_gso)
+	if (nif->gso[0].buf)
 		gso_send(nif);
 }
 
@@ -142,7 +169,7 @@ static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
 	}
 	if (nif->tx_gso) {
 		uint8_t h[TCO_HDR];
-		struct tco *c = &nif->gso;
+		struct tco *c = &nif->gso[nif->ngso];
 		if (p->tot_len > TCO_HDR && pbuf_copy_partial(p, h, TCO_HDR, 0) == TCO_HDR &&
 		    tco_eligible(h, p->tot_len)) {
 			if (tco_continues(c, h, p->tot_len)) {
@@ -150,8 +177,10 @@ static err_t net_if_linkoutput(struct netif *netif, struct pbuf *p)
 				pbuf_copy_partial(p, dst, (u16_t)(p->tot_len - TCO_HDR), TCO_HDR);
 				return ERR_OK;
 			}
-			gso_send(nif);
+			if (c->nsegs)
+				gso_hold(nif);
 			if (nif->tx_gso) {      /* still on: the driver may have turned it off */
+				c = &nif->gso[nif->ngso];
 				pbuf_copy_partial(p, tco_start(c, h, p->tot_len), p->tot_len, 0);
 				return ERR_OK;
 			}
@@ -175,11 +204,13 @@ int net_if_set_gso(struct net_if *nif, net_tx_gso_fn fn)
 		nif->tx_gso = NULL;
 		return 0;
 	}
-	if (!nif->gso.buf) {
+	for (unsigned i = 0; i < NET_GSO_FRAMES; i++) {
+		if (nif->gso[i].buf)
+			continue;
 		uint8_t *buf = malloc(TCO_MAX_FRAME);
 		if (!buf)
-			return -1;
-		tco_init(&nif->gso, buf);
+			return -1;      /* the ones made stay for the next try */
+		tco_init(&nif->gso[i], buf);
 	}
 	nif->tx_gso = fn;
 	if (!nif->sw_tcp_sum) {

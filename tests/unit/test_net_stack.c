@@ -630,15 +630,73 @@ static void test_offload_off_midway(void **state)
 		assert_int_equal(n->linkoutput(n, p), ERR_OK);
 		pbuf_free(p);
 	}
+	assert_int_equal(gso_calls, 2);                 /* held until the flush */
+	assert_int_equal(a_to_b.tail - before, 0);
+	net_if_flush(if_a);
 	assert_int_equal(gso_calls, 3);
 	assert_int_equal(a_to_b.tail - before, 3);      /* both gathered ones, then the third */
-	net_if_flush(if_a);
-	assert_int_equal(a_to_b.tail - before, 3);
 	for (int i = 0; i < 3; i++) {
 		unsigned slot = (before + (unsigned)i) % WIRE_FRAMES;
 		assert_int_equal(a_to_b.len[slot], len[i]);
 		assert_memory_equal(a_to_b.frame[slot], f[i], len[i]);
 	}
+	a_to_b.head = a_to_b.tail;                      /* not for B's stack */
+	assert_int_equal(net_if_set_gso(if_a, NULL), 0);
+}
+
+/* Finished offload frames are held until net_if_flush (the end of a loop
+ * pass) and then leave back to back, in order; when every buffer holds one
+ * (NET_GSO_FRAMES in net/stack.c: 4) they all go at once; a frame that is
+ * not gathered (here a FIN) sends what is held first. */
+static void send_frame(struct netif *n, const uint8_t *f, uint32_t len)
+{
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+	assert_non_null(p);
+	memcpy(p->payload, f, len);
+	assert_int_equal(n->linkoutput(n, p), ERR_OK);
+	pbuf_free(p);
+}
+
+static void test_offload_frames_held(void **state)
+{
+	(void)state;
+	static uint8_t hdr[TF_HDR], f[TF_HDR + 1000], data[1000];
+	memcpy(hdr, mac_b, 6);
+	memcpy(hdr + 6, mac_a, 6);
+	hdr[12] = 0x08, hdr[14] = 0x45, hdr[22] = 64, hdr[23] = 6;
+	memcpy(hdr + 26, &ip_a, 4);
+	memcpy(hdr + 30, &ip_b, 4);
+	tf_put16(hdr + 36, 9);
+	assert_int_equal(net_if_set_gso(if_a, fake_gso), 0);
+	gso_calls = gso_bad = 0;
+	struct netif *n = net_if_netif(if_a);
+	unsigned before = a_to_b.tail;
+	/* flows 1..4: two 1000-byte segments each, one gathered frame each */
+	for (uint16_t flow = 1; flow <= 4; flow++) {
+		tf_put16(hdr + 34, (uint16_t)(41000 + flow));
+		send_frame(n, f, tf_segment(f, hdr, 1, 1, 0x10, data, 1000));
+		send_frame(n, f, tf_segment(f, hdr, 1001, 2, 0x10, data, 1000));
+	}
+	assert_int_equal(a_to_b.tail - before, 0);      /* three held, one gathering */
+	assert_int_equal(gso_calls, 0);
+	tf_put16(hdr + 34, 41005);                      /* a fifth flow: all four go */
+	send_frame(n, f, tf_segment(f, hdr, 1, 1, 0x10, data, 1000));
+	assert_int_equal(gso_calls, 4);
+	assert_int_equal(a_to_b.tail - before, 8);
+	/* a FIN on the fifth flow is not gathered: the frame before it leaves first */
+	send_frame(n, f, tf_segment(f, hdr, 1001, 2, 0x11, data, 0));
+	assert_int_equal(a_to_b.tail - before, 10);
+	net_if_flush(if_a);
+	assert_int_equal(a_to_b.tail - before, 10);
+	static const uint16_t want_port[10] = { 41001, 41001, 41002, 41002, 41003, 41003,
+						41004, 41004, 41005, 41005 };
+	for (unsigned i = 0; i < 10; i++) {
+		const uint8_t *w = a_to_b.frame[(before + i) % WIRE_FRAMES];
+		assert_int_equal(w[34] << 8 | w[35], want_port[i]);
+		assert_int_equal(tf_get32(w + 38), i % 2 ? 1001 : 1);
+	}
+	assert_int_equal(a_to_b.frame[(before + 9) % WIRE_FRAMES][47], 0x11);
+	assert_int_equal(gso_bad, 0);
 	a_to_b.head = a_to_b.tail;                      /* not for B's stack */
 	assert_int_equal(net_if_set_gso(if_a, NULL), 0);
 }
@@ -937,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_offload_both_ways),
 		cmocka_unit_test(test_tcp_offload_turned_off),
 		cmocka_unit_test(test_offload_off_midway),
+		cmocka_unit_test(test_offload_frames_held),
 		cmocka_unit_test(test_tcp_rx_offload),
 		cmocka_unit_test(test_rx_65535_byte_packet),
 		cmocka_unit_test(test_tcp_window_update),
