@@ -429,6 +429,29 @@ static int tcp_done(void)
 	       end_a.errored || end_b.errored;
 }
 
+/* Both interfaces share one lwIP and one subnet: each pcb is pinned to its
+ * interface so the route does not pick the first matching netif. */
+static struct tcp_pcb *listen_on_b(u16_t port, tcp_accept_fn accept)
+{
+	struct tcp_pcb *l = tcp_new();
+	assert_non_null(l);
+	tcp_bind_netif(l, net_if_netif(if_b));
+	assert_int_equal(tcp_bind(l, &ip_b, port), ERR_OK);
+	struct tcp_pcb *lis = tcp_listen(l);
+	assert_non_null(lis);
+	tcp_accept(lis, accept);
+	return lis;
+}
+
+static struct tcp_pcb *pcb_on_a(void)
+{
+	struct tcp_pcb *c = tcp_new();
+	assert_non_null(c);
+	tcp_bind_netif(c, net_if_netif(if_a));
+	assert_int_equal(tcp_bind(c, &ip_a, 0), ERR_OK);
+	return c;
+}
+
 /* One TCP connection A -> B carrying XFER_BYTES each way at once, checked
  * byte for byte, closed in order. `offload`: 0 none (checked: no offload
  * frames), 1 both interfaces have segmentation offload (checked: fewer
@@ -442,20 +465,8 @@ static void transfer_both_ways(int offload)
 	end_a = (struct end){ .who = "a", .tx_seed = 0x1234567u, .rx_seed = 0x89abcdefu };
 	end_b = (struct end){ .who = "b", .tx_seed = 0x89abcdefu, .rx_seed = 0x1234567u };
 
-	/* Both interfaces share one lwIP and one subnet: pin each pcb to its
-	 * interface so the route does not pick the first matching netif. */
-	struct tcp_pcb *l = tcp_new();
-	assert_non_null(l);
-	tcp_bind_netif(l, net_if_netif(if_b));
-	assert_int_equal(tcp_bind(l, &ip_b, (u16_t)(TCP_TEST_PORT + offload)), ERR_OK);
-	listener = tcp_listen(l);
-	assert_non_null(listener);
-	tcp_accept(listener, on_accept);
-
-	struct tcp_pcb *c = tcp_new();
-	assert_non_null(c);
-	tcp_bind_netif(c, net_if_netif(if_a));
-	assert_int_equal(tcp_bind(c, &ip_a, 0), ERR_OK);
+	listener = listen_on_b((u16_t)(TCP_TEST_PORT + offload), on_accept);
+	struct tcp_pcb *c = pcb_on_a();
 	tcp_arg(c, &end_a);
 	tcp_err(c, on_err);
 	uint64_t t0 = now_us();
@@ -902,18 +913,8 @@ static void test_tcp_window_update(void **state)
 {
 	(void)state;
 	memset(&wu, 0, sizeof wu);
-	struct tcp_pcb *l = tcp_new();
-	assert_non_null(l);
-	tcp_bind_netif(l, net_if_netif(if_b));
-	assert_int_equal(tcp_bind(l, &ip_b, WU_PORT), ERR_OK);
-	struct tcp_pcb *lis = tcp_listen(l);
-	assert_non_null(lis);
-	tcp_accept(lis, wu_accept);
-	struct tcp_pcb *c = tcp_new();
-	assert_non_null(c);
-	tcp_bind_netif(c, net_if_netif(if_a));
-	assert_int_equal(tcp_bind(c, &ip_a, 0), ERR_OK);
-	assert_int_equal(tcp_connect(c, &ip_b, WU_PORT, wu_connected), ERR_OK);
+	struct tcp_pcb *lis = listen_on_b(WU_PORT, wu_accept);
+	assert_int_equal(tcp_connect(pcb_on_a(), &ip_b, WU_PORT, wu_connected), ERR_OK);
 
 	assert_true(pump_until(wu_window_shut, 10000));
 	while (pump())
