@@ -46,10 +46,7 @@ void admin_ip_text(uint32_t ip_be, char *buf, size_t len)
 
 unsigned admin_app_conns_in_use(const struct admin_app *app)
 {
-	unsigned n = 0;
-	for (int i = 0; i < ADMIN_MAX_CONNS; i++)
-		n += app->conns[i].in_use;
-	return n;
+	return app->nconns;
 }
 
 /* ============================================================ transport */
@@ -133,6 +130,8 @@ static void conn_free(struct admin_conn *c, bool abort)
 		c->pcb = NULL;
 	}
 	tls_conn_wipe(&c->tls);
+	if (c->in_use)
+		c->app->nconns--;
 	c->in_use = false;
 	c->dirty = false;
 }
@@ -169,6 +168,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	c->out = out;
 	c->app = app;
 	c->in_use = true;
+	app->nconns++;
 	c->pcb = pcb;
 	c->started_ms = c->last_ms = app->now_ms;
 	c->peer_ip = ip_addr_get_ip4_u32(&pcb->remote_ip);
@@ -654,7 +654,8 @@ int admin_app_start(struct admin_app *app, struct proxy *proxy, char *err, size_
 void admin_app_poll(struct admin_app *app, uint32_t now_ms)
 {
 	app->now_ms = now_ms;
-	for (int i = 0; i < ADMIN_MAX_CONNS; i++) {
+	/* every loop pass: look at the slots only when one is in use */
+	for (int i = 0; app->nconns && i < ADMIN_MAX_CONNS; i++) {
 		struct admin_conn *c = &app->conns[i];
 		if (!c->in_use)
 			continue;

@@ -62,6 +62,7 @@ struct admin_app {
 	int listen_port_index;
 	uint16_t listen_port;
 	struct admin_conn *conns;
+	unsigned nconns;                /* conns in use */
 	char *bodies, *outs;
 	uint32_t now_ms;
 	char base_dir[CONFIG_MAX_PATH];
