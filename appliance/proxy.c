@@ -392,8 +392,10 @@ static void acks_flush(struct proxy *p)
 		uint64_t d2 = ack_check(c->up, &c->up_ack, now, &sent);
 		if (sent)
 			p->counters.delayed_acks++;
-		if (d1 || d2)
-			ack_list(c, !d1 ? d2 : !d2 ? d1 : d1 < d2 ? d1 : d2);
+		if (d1 && d2)
+			ack_list(c, d1 < d2 ? d1 : d2);     /* the side due first */
+		else if (d1 || d2)
+			ack_list(c, d1 | d2);               /* the one still waiting */
 	}
 }
 

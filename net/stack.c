@@ -108,9 +108,12 @@ static void gso_send_one(struct net_if *nif, struct tco *c)
 	} else {
 		unsigned n = c->nsegs;
 		uint32_t len = tco_finish(c);
-		int rc = -1;            /* turned off while the frame was held */
-		if (nif->tx_gso && (rc = nif->tx_gso(nif->drv, c->buf, len, TCO_L4_OFF, TCO_HDR, c->seg)) != 0)
-			nif->stats.tx_gso_refused++;
+		int rc = -1;            /* offload turned off while the frame was held */
+		if (nif->tx_gso) {
+			rc = nif->tx_gso(nif->drv, c->buf, len, TCO_L4_OFF, TCO_HDR, c->seg);
+			if (rc != 0)
+				nif->stats.tx_gso_refused++;
+		}
 		if (rc == 0) {
 			nif->stats.tx_gso_frames++;
 			nif->stats.tx_gso_segments += n;
