@@ -115,7 +115,8 @@ uint64_t net_now_us(void);
  * net_pass_us() and lwIP's sys_now() (its timers) return that reading
  * instead of reading the clock again (a read costs ~0.1 us on this VM, and
  * a keep-alive request took ~4). Before the first call (tests, start-up)
- * they read the clock. */
+ * they read the clock; after it, a loop of its own that waits on lwIP's
+ * timers must call net_clock_pass() too, or their time stands still. */
 uint64_t net_clock_pass(void);
 uint64_t net_pass_us(void);
 
