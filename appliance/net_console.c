@@ -5,6 +5,7 @@
 #include "appliance/console.h"
 #include "lwip/memp.h"
 #include "lwip/stats.h"
+#include "net/pcb_index.h"
 
 #if !MEMP_STATS
 #error "net_console needs lwIP's MEMP_STATS (LWIP_STATS=1 in net/lwipopts.h)"
@@ -27,4 +28,11 @@ void net_console_print_pools(struct console *c)
 		console_printf(c, "  %-20s %u / %u in use (peak %u, refused %u)\n", pools[i].name,
 			       (unsigned)m->used, (unsigned)m->avail, (unsigned)m->max, (unsigned)m->err);
 	}
+	struct net_pcb_index_stats x;
+	net_pcb_index_get_stats(&x);
+	console_printf(c, "  %-20s %u indexed; segments: %llu moved to the front, %llu there already, "
+		       "%llu unknown; %llu rebuilds, %llu stale\n", "tcp pcb index", (unsigned)x.indexed,
+		       (unsigned long long)x.moved, (unsigned long long)x.at_front,
+		       (unsigned long long)x.unknown, (unsigned long long)x.rebuilds,
+		       (unsigned long long)x.stale);
 }

@@ -50,6 +50,8 @@
 #define MEMP_NUM_PBUF                   8192
 #define MEMP_NUM_TCP_PCB                16384
 #define MEMP_NUM_TCP_PCB_LISTEN         64
+/* One ext-arg slot per pcb: net/pcb_index.c's record and destroy callback. */
+#define LWIP_TCP_PCB_NUM_EXT_ARGS       1
 #define MEMP_NUM_TCP_SEG                32768
 #define MEMP_NUM_UDP_PCB                16
 #define MEMP_NUM_REASSDATA              16

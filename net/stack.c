@@ -16,6 +16,7 @@
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 
+#include "net/pcb_index.h"
 #include "net/stack.h"
 #include "net/tcp_coalesce.h"
 
@@ -74,6 +75,7 @@ void net_init(void)
 	if (net_started)
 		return;
 	lwip_init();
+	net_pcb_index_init();
 	net_started = 1;
 }
 
@@ -294,6 +296,8 @@ void net_if_input(struct net_if *nif, const void *frame, uint32_t len, unsigned 
 	nif->stats.rx_frames++;
 	if (flags & NET_RX_CSUM_OK)
 		NETIF_SET_CHECKSUM_CTRL(&nif->netif, nif->csum_flags & NET_CSUM_TRUSTED);
+	if (len > SIZEOF_ETH_HDR && f[12] == 0x08 && f[13] == 0x00)
+		net_pcb_index_front(f + SIZEOF_ETH_HDR, len - SIZEOF_ETH_HDR);
 	err_t e = whole ? nif->netif.input(p, &nif->netif) : ip4_input(p, &nif->netif);
 	if (flags & NET_RX_CSUM_OK)
 		NETIF_SET_CHECKSUM_CTRL(&nif->netif, nif->csum_flags);

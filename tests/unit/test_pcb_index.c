@@ -1,0 +1,336 @@
+/* net/pcb_index.c: many TCP connections between two lwIP interfaces wired
+ * back to back in memory (as test_net_stack), taking turns.
+ *
+ * - Round robin over 64 connections: lwIP finds the pcb at the head of
+ *   tcp_active_pcbs for (nearly) every segment (lwIP's own cache-hit count),
+ *   where without the index it would walk to the back each time.
+ * - Churn: connections opened, closed in order, reset, and carrying data at
+ *   random, with lwIP's lists checked after every step (no cycle, each pcb
+ *   once, states where they belong) and every byte checked on arrival. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
+#include "lwip/tcp.h"
+
+#include "net/pcb_index.h"
+#include "net/stack.h"
+
+/* ------------------------------------------------------------ the wire */
+#define WIRE_FRAMES 4096
+#define WIRE_FRAME_MAX 1536
+
+struct wire {
+	uint8_t frame[WIRE_FRAMES][WIRE_FRAME_MAX];
+	uint16_t len[WIRE_FRAMES];
+	unsigned head, tail;
+};
+
+static struct wire a_to_b, b_to_a;
+static struct net_if *if_a, *if_b;
+static ip4_addr_t ip_a, ip_b;
+
+static void *wire_reserve(void *drv, uint16_t len)
+{
+	struct wire *w = drv;
+	if (w->tail - w->head == WIRE_FRAMES || len > WIRE_FRAME_MAX)
+		return NULL;
+	unsigned slot = w->tail++ % WIRE_FRAMES;
+	w->len[slot] = len;
+	return w->frame[slot];
+}
+
+static unsigned deliver_one(struct wire *w, struct net_if *to)
+{
+	static uint8_t buf[WIRE_FRAME_MAX];
+	if (w->head == w->tail)
+		return 0;
+	unsigned slot = w->head++ % WIRE_FRAMES;
+	memcpy(buf, w->frame[slot], w->len[slot]);
+	net_if_input(to, buf, w->len[slot], 0);
+	return 1;
+}
+
+static void pump(void)
+{
+	unsigned k;
+	do {
+		net_if_flush(if_a);
+		net_if_flush(if_b);
+		k = deliver_one(&a_to_b, if_b) + deliver_one(&b_to_a, if_a);
+	} while (k);
+	net_timers();
+}
+
+/* ------------------------------------------------------------ connections */
+#define CONNS 64
+#define MSG 100
+
+/* One end of a test connection: what it sent and received, as a counter
+ * that also decides the bytes (byte i of a stream is stream_byte(id, i)). */
+struct end {
+	struct tcp_pcb *pcb;
+	unsigned id;                    /* the stream's seed, shared by both ends */
+	uint32_t sent, received;
+	int bad, reset, peer_closed;
+};
+
+static struct conn_pair {
+	struct end a, b;
+	int open;
+} pairs[CONNS];
+
+static uint8_t stream_byte(unsigned id, uint32_t i)
+{
+	return (uint8_t)(id * 131u + i * 7u + (i >> 8));
+}
+
+static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	struct end *e = arg;
+	if (!p) {
+		e->peer_closed = 1;
+		return ERR_OK;
+	}
+	for (struct pbuf *q = p; q; q = q->next)
+		for (u16_t i = 0; i < q->len; i++)
+			if (((uint8_t *)q->payload)[i] != stream_byte(e->id, e->received++))
+				e->bad++;
+	tcp_recved(pcb, p->tot_len);
+	pbuf_free(p);
+	return ERR_OK;
+}
+
+static void on_err(void *arg, err_t err)
+{
+	struct end *e = arg;
+	e->pcb = NULL;
+	e->reset = 1;
+}
+
+static void end_start(struct end *e, struct tcp_pcb *pcb)
+{
+	e->pcb = pcb;
+	tcp_arg(pcb, e);
+	tcp_recv(pcb, on_recv);
+	tcp_err(pcb, on_err);
+	tcp_nagle_disable(pcb);
+}
+
+static struct conn_pair *accepting;
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	assert_non_null(accepting);
+	end_start(&accepting->b, pcb);
+	accepting = NULL;
+	return ERR_OK;
+}
+
+static struct tcp_pcb *listener;
+static unsigned next_id = 1;
+
+static void open_pair(struct conn_pair *c)
+{
+	memset(c, 0, sizeof *c);
+	c->a.id = c->b.id = next_id++;
+	struct tcp_pcb *pcb = tcp_new();
+	assert_non_null(pcb);
+	tcp_bind_netif(pcb, net_if_netif(if_a));
+	assert_int_equal(tcp_bind(pcb, &ip_a, 0), ERR_OK);
+	end_start(&c->a, pcb);
+	accepting = c;
+	assert_int_equal(tcp_connect(pcb, &ip_b, 7000, NULL), ERR_OK);
+	pump();
+	assert_null(accepting);
+	c->open = 1;
+}
+
+static void send_msg(struct end *from, struct end *to)
+{
+	uint8_t buf[MSG];
+	for (int i = 0; i < MSG; i++)
+		buf[i] = stream_byte(from->id, from->sent + (uint32_t)i);
+	assert_int_equal(tcp_write(from->pcb, buf, MSG, TCP_WRITE_FLAG_COPY), ERR_OK);
+	from->sent += MSG;
+	tcp_output(from->pcb);
+	pump();
+	assert_int_equal(to->received, from->sent);
+	assert_int_equal(to->bad, 0);
+}
+
+/* lwIP's lists as tcp_input expects them: no cycle, no pcb twice, states
+ * where they belong. Returns the number of active pcbs. */
+static unsigned check_lists(void)
+{
+	static struct tcp_pcb *seen[2 * CONNS * 4 + 16];
+	unsigned n = 0, active = 0;
+	for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next) {
+		assert_true(n < sizeof seen / sizeof seen[0]);
+		assert_true(p->state != CLOSED && p->state != LISTEN && p->state != TIME_WAIT);
+		for (unsigned i = 0; i < n; i++)
+			assert_ptr_not_equal(seen[i], p);
+		seen[n++] = p;
+		active++;
+	}
+	for (struct tcp_pcb *p = tcp_tw_pcbs; p; p = p->next) {
+		assert_true(n < sizeof seen / sizeof seen[0]);
+		assert_int_equal(p->state, TIME_WAIT);
+		for (unsigned i = 0; i < n; i++)
+			assert_ptr_not_equal(seen[i], p);
+		seen[n++] = p;
+	}
+	return active;
+}
+
+static int group_setup(void **state)
+{
+	net_init();
+	IP4_ADDR(&ip_a, 198, 18, 9, 1);
+	IP4_ADDR(&ip_b, 198, 18, 9, 2);
+	static const uint8_t mac_a[6] = {0x02, 0x6d, 0x67, 0x71, 0x00, 0x01};
+	static const uint8_t mac_b[6] = {0x02, 0x6d, 0x67, 0x71, 0x00, 0x02};
+	if_a = net_if_add("a", mac_a, ip4_addr_get_u32(&ip_a), 24, 0, wire_reserve, &a_to_b);
+	if_b = net_if_add("b", mac_b, ip4_addr_get_u32(&ip_b), 24, 0, wire_reserve, &b_to_a);
+	if (!if_a || !if_b)
+		return -1;
+	pump();
+	struct tcp_pcb *l = tcp_new();
+	tcp_bind_netif(l, net_if_netif(if_b));
+	if (tcp_bind(l, &ip_b, 7000) != ERR_OK || !(listener = tcp_listen(l)))
+		return -1;
+	tcp_accept(listener, on_accept);
+	return 0;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_round_robin_finds_head(void **state)
+{
+	for (int i = 0; i < CONNS; i++)
+		open_pair(&pairs[i]);
+	assert_int_equal(check_lists(), 2 * CONNS);
+	/* one round so that every pcb has been indexed */
+	for (int i = 0; i < CONNS; i++)
+		send_msg(&pairs[i].a, &pairs[i].b);
+
+	struct net_pcb_index_stats s0, s1;
+	net_pcb_index_get_stats(&s0);
+	uint16_t hits0 = lwip_stats.tcp.cachehit;
+	unsigned segments = 0;
+	for (int round = 0; round < 4; round++)
+		for (int i = 0; i < CONNS; i++) {
+			/* request, reply: each a segment and (after the delayed-ACK
+			 * timer or the reply) an ACK */
+			send_msg(&pairs[i].a, &pairs[i].b);
+			send_msg(&pairs[i].b, &pairs[i].a);
+			segments += 2;
+		}
+	net_pcb_index_get_stats(&s1);
+	unsigned hits = (uint16_t)(lwip_stats.tcp.cachehit - hits0);
+	uint64_t fronted = (s1.moved - s0.moved) + (s1.at_front - s0.at_front);
+	print_message("segments >= %u, lwIP found the head %u times; index moved %llu, at front %llu, "
+		      "unknown %llu, stale %llu, rebuilds %llu\n", segments, hits,
+		      (unsigned long long)(s1.moved - s0.moved), (unsigned long long)(s1.at_front - s0.at_front),
+		      (unsigned long long)(s1.unknown - s0.unknown), (unsigned long long)(s1.stale - s0.stale),
+		      (unsigned long long)(s1.rebuilds - s0.rebuilds));
+	/* Without the index, round robin over 128 pcbs puts the wanted one at
+	 * the back: lwIP's hit count would stay near 0. */
+	assert_true(hits >= segments);
+	assert_true(fronted >= segments);
+	assert_true(s1.unknown - s0.unknown == 0);
+	assert_true(s1.rebuilds - s0.rebuilds <= 2);
+	assert_int_equal(check_lists(), 2 * CONNS);
+}
+
+/* A small deterministic generator, so a failure can be replayed. */
+static uint32_t rng = 12345;
+static uint32_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return rng;
+}
+
+static void close_pair(struct conn_pair *c, int reset)
+{
+	if (reset) {
+		tcp_abort(c->a.pcb);            /* calls on_err: c->a.pcb = NULL */
+		pump();
+		assert_true(c->b.reset);
+	} else {
+		tcp_arg(c->a.pcb, NULL);
+		tcp_recv(c->a.pcb, NULL);
+		tcp_err(c->a.pcb, NULL);
+		assert_int_equal(tcp_close(c->a.pcb), ERR_OK);
+		pump();
+		assert_true(c->b.peer_closed);
+		tcp_arg(c->b.pcb, NULL);
+		tcp_recv(c->b.pcb, NULL);
+		tcp_err(c->b.pcb, NULL);
+		assert_int_equal(tcp_close(c->b.pcb), ERR_OK);
+		pump();
+	}
+	c->open = 0;
+}
+
+static void test_churn_keeps_lists_sound(void **state)
+{
+	struct net_pcb_index_stats s0, s1;
+	net_pcb_index_get_stats(&s0);
+	unsigned opened = 0, closed = 0, reset = 0, msgs = 0;
+	for (int step = 0; step < 3000; step++) {
+		struct conn_pair *c = &pairs[next_rand() % CONNS];
+		uint32_t op = next_rand() % 16;
+		if (!c->open) {
+			open_pair(c);
+			opened++;
+		} else if (op == 0) {
+			close_pair(c, 0);
+			closed++;
+		} else if (op == 1) {
+			close_pair(c, 1);
+			reset++;
+		} else if (op < 9) {
+			send_msg(&c->a, &c->b);
+			msgs++;
+		} else {
+			send_msg(&c->b, &c->a);
+			msgs++;
+		}
+		unsigned open = 0;
+		for (int i = 0; i < CONNS; i++)
+			open += (unsigned)pairs[i].open;
+		unsigned active = check_lists();
+		/* each open pair is two active pcbs; a closing one may linger
+		 * (FIN-WAIT, LAST-ACK) until its last ACK */
+		assert_true(active >= 2 * open);
+	}
+	net_pcb_index_get_stats(&s1);
+	print_message("churn: %u opened, %u closed, %u reset, %u messages; index moved %llu, "
+		      "stale %llu, rebuilds %llu\n", opened, closed, reset, msgs,
+		      (unsigned long long)(s1.moved - s0.moved), (unsigned long long)(s1.stale - s0.stale),
+		      (unsigned long long)(s1.rebuilds - s0.rebuilds));
+	assert_true(opened > 100 && closed > 50 && reset > 50);
+	assert_true(s1.moved - s0.moved > 1000);
+	assert_true(s1.rebuilds - s0.rebuilds > 100);
+	for (int i = 0; i < CONNS; i++)
+		if (pairs[i].open)
+			send_msg(&pairs[i].a, &pairs[i].b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_robin_finds_head),
+		cmocka_unit_test(test_churn_keeps_lists_sound),
+	};
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}
