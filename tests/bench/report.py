@@ -22,6 +22,8 @@ FIGURES = [
     ("keepalive.rate", "keep-alive requests/s (32 conns)", True, "{:,.0f}"),
     ("keepalive.cpu_us_per_op", "  server CPU per request, µs", False, "{:,.1f}"),
     ("keepalive.per_core", "  requests per core-second of server CPU", True, "{:,.0f}"),
+    ("keepalive512.rate", "keep-alive requests/s (512 conns)", True, "{:,.0f}"),
+    ("keepalive512.cpu_us_per_op", "  server CPU per request, µs", False, "{:,.1f}"),
     ("latency.p50_us", "latency p50 at 1,000 req/s, µs", False, "{:,.0f}"),
     ("latency.p90_us", "latency p90, µs", False, "{:,.0f}"),
     ("latency.p99_us", "latency p99, µs", False, "{:,.0f}"),
@@ -36,6 +38,7 @@ FIGURES = [
     ("idleconns.kb_per_conn", "  per idle connection, KB", False, "{:.1f}"),
 ]
 REQUIRED = {"handshake": "handshake.rate", "keepalive": "keepalive.rate",
+            "keepalive512": "keepalive512.rate",
             "latency": "latency.p99_us", "bulk": "bulk.mbps", "memory": "idleconns.kb_per_conn",
             "resume": "resume.rate"}
 
@@ -50,7 +53,7 @@ def main():
     ap.add_argument("--mtu", default="1500")
     ap.add_argument("--peer-offload", default="on")
     ap.add_argument("--out")
-    ap.add_argument("--figures", default="handshake keepalive latency bulk memory")
+    ap.add_argument("--figures", default="handshake keepalive keepalive512 latency bulk memory")
     a = ap.parse_args()
     gws = a.gateways.split()
     vals = {}
@@ -110,7 +113,7 @@ def main():
             row += " %s |" % ratio
         lines.append(row)
     errs = {gw: sum(sum(vals.get((gw, f + ".errors"), [0])) for f in
-                    ("handshake", "keepalive", "latency", "bulk")) for gw in gws}
+                    ("handshake", "keepalive", "keepalive512", "latency", "bulk")) for gw in gws}
     lines.append("")
     lines.append("Client errors per gateway (all rounds): " +
                  ", ".join("%s %d" % (g, e) for g, e in errs.items()))
