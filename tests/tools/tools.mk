@@ -7,7 +7,7 @@
 TOOLS_BIN := $(BUILD)/tests/tools
 PORT_ECHO := $(TOOLS_BIN)/port_echo
 PORT_ECHO_OBJS := $(BUILD)/dobj/drivers/port.o $(BUILD)/obj/net/stack.o $(BUILD)/obj/net/sys_arch.o \
-	$(BUILD)/obj/net/tcp_coalesce.o
+	$(BUILD)/obj/net/tcp_coalesce.o $(BUILD)/obj/net/pcb_index.o
 
 .PHONY: tools
 tools: $(PORT_ECHO)
