@@ -31,8 +31,8 @@ void net_console_print_pools(struct console *c)
 	struct net_pcb_index_stats x;
 	net_pcb_index_get_stats(&x);
 	console_printf(c, "  %-20s %u indexed; segments: %llu moved to the front, %llu there already, "
-		       "%llu unknown; %llu rebuilds, %llu stale\n", "tcp pcb index", (unsigned)x.indexed,
+		       "%llu unknown; %llu repaired, %llu rebuilds\n", "tcp pcb index", (unsigned)x.indexed,
 		       (unsigned long long)x.moved, (unsigned long long)x.at_front,
-		       (unsigned long long)x.unknown, (unsigned long long)x.rebuilds,
-		       (unsigned long long)x.stale);
+		       (unsigned long long)x.unknown, (unsigned long long)x.repaired,
+		       (unsigned long long)x.rebuilds);
 }

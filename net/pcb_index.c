@@ -1,4 +1,10 @@
-/* The active-pcb index: see net/pcb_index.h. */
+/* The active-pcb index: see net/pcb_index.h.
+ *
+ * Invariant: a pcb's ext-arg data is NULL (not indexed), &index_.seen_only
+ * (its four-tuple belongs to another indexed pcb), or its own slot, whose
+ * pcb field is that pcb. Every pcb that may hold a slot is on
+ * tcp_active_pcbs or tcp_tw_pcbs (rebuild() clears the TIME-WAIT ones'),
+ * so a destroy callback's data is the freed pcb's own slot. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -10,15 +16,17 @@
 
 #include "net/pcb_index.h"
 
-/* Twice the pcb pool, so linear probing stays short (load <= 1/2). */
+/* Twice the pcb pool, so linear probing stays short: live pcbs fill at most
+ * half, freed ones' slots (tombstones) another quarter before a rebuild. */
 #define INDEX_SLOTS (2u * MEMP_NUM_TCP_PCB)
+#define INDEX_MAX_TOMBSTONES (INDEX_SLOTS / 4)
 _Static_assert((INDEX_SLOTS & (INDEX_SLOTS - 1)) == 0, "INDEX_SLOTS must be a power of two");
 
 struct slot {
-	uint32_t generation;            /* != index.generation: empty */
+	uint32_t generation;            /* != index_.generation: empty */
 	uint32_t local_ip, remote_ip;   /* network byte order, as lwIP keeps them */
 	uint32_t ports;                 /* local << 16 | remote, host order */
-	struct tcp_pcb *pcb;
+	struct tcp_pcb *pcb;            /* NULL: a tombstone (the pcb was freed) */
 	struct tcp_pcb *prev;           /* predecessor in tcp_active_pcbs; NULL: head */
 };
 
@@ -26,17 +34,48 @@ static struct {
 	struct slot slots[INDEX_SLOTS];
 	uint32_t generation;            /* bumped by each rebuild; 0 never used */
 	uint32_t seed;                  /* so remote peers cannot aim at one chain */
-	bool dirty;                     /* a pcb was freed since the last rebuild */
+	uint32_t tombstones;
+	bool need_rebuild;
+	/* tcp_active_pcbs while a segment of no active connection is with lwIP
+	 * (net_pcb_index_front .. net_pcb_index_restore) */
+	struct tcp_pcb *hidden;
+	bool hiding;
 	char seen_only;                 /* ext-arg data of a pcb seen but not indexed */
 	u8_t ext_id;
 	struct net_pcb_index_stats stats;
 } index_;
 
+/* The pcb's slot, or NULL when it is not indexed. */
+static struct slot *record_of(struct tcp_pcb *pcb)
+{
+	struct slot *s = tcp_ext_arg_get(pcb, index_.ext_id);
+	if (!s || (void *)s == &index_.seen_only)
+		return NULL;
+	return s->generation == index_.generation && s->pcb == pcb ? s : NULL;
+}
+
+static void tombstone(struct slot *s)
+{
+	s->pcb = NULL;
+	if (++index_.tombstones > INDEX_MAX_TOMBSTONES)
+		index_.need_rebuild = true;
+}
+
+/* A pcb is being freed (lwIP has taken it off its list). Its successor's
+ * record named it as predecessor: name its own predecessor instead, which
+ * now points at that successor. */
 static void on_destroyed(u8_t id, void *data)
 {
-	(void)id;
-	(void)data;
-	index_.dirty = true;    /* it may be someone's recorded predecessor */
+	struct slot *s = data;
+	if (!s || (void *)s == &index_.seen_only || s->generation != index_.generation || !s->pcb)
+		return;
+	struct tcp_pcb *gone = s->pcb, *prev = s->prev;
+	struct tcp_pcb *next = prev ? (record_of(prev) ? prev->next : NULL) : tcp_active_pcbs;
+	struct slot *r;
+	if (next && next != gone && (r = record_of(next)) && r->prev == gone)
+		r->prev = prev;
+	tombstone(s);
+	index_.stats.freed++;
 }
 
 static const struct tcp_ext_arg_callbacks index_callbacks = {.destroy = on_destroyed};
@@ -50,7 +89,7 @@ void net_pcb_index_init(void)
 	index_.ext_id = tcp_ext_arg_alloc_id();
 	if (getrandom(&index_.seed, sizeof index_.seed, GRND_NONBLOCK) != sizeof index_.seed)
 		index_.seed = (uint32_t)time(NULL) * 2654435761u;
-	index_.dirty = true;
+	index_.need_rebuild = true;
 }
 
 static uint32_t hash(uint32_t local_ip, uint32_t remote_ip, uint32_t ports)
@@ -62,42 +101,48 @@ static uint32_t hash(uint32_t local_ip, uint32_t remote_ip, uint32_t ports)
 	return (uint32_t)(h >> 32) & (INDEX_SLOTS - 1);
 }
 
-/* The slot for the key: the one holding it or the empty one ending its
- * chain. The table never fills (it has twice the pool's pcbs). */
-static struct slot *find(uint32_t local_ip, uint32_t remote_ip, uint32_t ports)
+static bool same_key(const struct slot *s, uint32_t local_ip, uint32_t remote_ip, uint32_t ports)
 {
-	uint32_t i = hash(local_ip, remote_ip, ports);
-	for (;;) {
+	return s->local_ip == local_ip && s->remote_ip == remote_ip && s->ports == ports;
+}
+
+/* The live slot for the key, or NULL. The table never fills (see
+ * INDEX_SLOTS), so every chain ends in an empty slot. */
+static struct slot *lookup(uint32_t local_ip, uint32_t remote_ip, uint32_t ports)
+{
+	for (uint32_t i = hash(local_ip, remote_ip, ports);; i = (i + 1) & (INDEX_SLOTS - 1)) {
 		struct slot *s = &index_.slots[i];
-		if (s->generation != index_.generation ||
-		    (s->local_ip == local_ip && s->remote_ip == remote_ip && s->ports == ports))
+		if (s->generation != index_.generation)
+			return NULL;
+		if (s->pcb && same_key(s, local_ip, remote_ip, ports))
 			return s;
-		i = (i + 1) & (INDEX_SLOTS - 1);
 	}
 }
 
-/* The pcb's record when it is current, else NULL. */
-static struct slot *record_of(struct tcp_pcb *pcb)
-{
-	struct slot *s = tcp_ext_arg_get(pcb, index_.ext_id);
-	if ((void *)s == &index_.seen_only)
-		return NULL;
-	return s && s->generation == index_.generation && s->pcb == pcb ? s : NULL;
-}
-
-/* Indexes pcb (its predecessor: prev) in the current generation. A pcb
- * whose four-tuple is already indexed (lwIP would find the other one first,
- * or it is a connection in TIME-WAIT, until its free rebuilds the index) is
- * marked seen and left to lwIP's walk. */
+/* Indexes pcb, whose predecessor is prev. A pcb whose four-tuple another
+ * live pcb already holds (lwIP would find that one first, or it is in
+ * TIME-WAIT) is marked seen and left to lwIP's walk. */
 static void add(struct tcp_pcb *pcb, struct tcp_pcb *prev)
 {
 	tcp_ext_arg_set_callbacks(pcb, index_.ext_id, &index_callbacks);
 	uint32_t local_ip = ip4_addr_get_u32(&pcb->local_ip), remote_ip = ip4_addr_get_u32(&pcb->remote_ip);
 	uint32_t ports = (uint32_t)pcb->local_port << 16 | pcb->remote_port;
-	struct slot *s = find(local_ip, remote_ip, ports);
-	if (s->generation == index_.generation) {
-		tcp_ext_arg_set(pcb, index_.ext_id, &index_.seen_only);
-		return;
+	struct slot *free_slot = NULL, *s;
+	for (uint32_t i = hash(local_ip, remote_ip, ports);; i = (i + 1) & (INDEX_SLOTS - 1)) {
+		s = &index_.slots[i];
+		if (s->generation != index_.generation)
+			break;
+		if (!s->pcb) {
+			if (!free_slot)
+				free_slot = s;
+		} else if (same_key(s, local_ip, remote_ip, ports)) {
+			tcp_ext_arg_set(pcb, index_.ext_id, &index_.seen_only);
+			return;
+		}
+	}
+	if (free_slot) {
+		s = free_slot;
+		index_.tombstones--;
 	}
 	*s = (struct slot){
 		.generation = index_.generation, .local_ip = local_ip, .remote_ip = remote_ip,
@@ -110,13 +155,17 @@ static void add(struct tcp_pcb *pcb, struct tcp_pcb *prev)
 static void rebuild(void)
 {
 	index_.stats.rebuilds++;
-	if (++index_.generation == 0) {         /* every old slot looks current again */
+	if (++index_.generation == 0) {         /* every old slot would look current */
 		memset(index_.slots, 0, sizeof index_.slots);
 		index_.generation = 1;
 	}
-	index_.dirty = false;
+	index_.need_rebuild = false;
+	index_.tombstones = 0;
 	index_.stats.indexed = 0;
 	uint32_t n = 0;
+	for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb && n++ < MEMP_NUM_TCP_PCB; pcb = pcb->next)
+		tcp_ext_arg_set(pcb, index_.ext_id, NULL);      /* their slots are gone */
+	n = 0;
 	struct tcp_pcb *prev = NULL;
 	for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb && n++ < MEMP_NUM_TCP_PCB; pcb = pcb->next) {
 		add(pcb, prev);
@@ -124,9 +173,8 @@ static void rebuild(void)
 	}
 }
 
-/* New pcbs enter at the head of the list (tcp_connect, a passive open, or
- * lwIP's walk moving one the index did not know there): index the run of
- * never-seen pcbs at the head, so a new connection needs no rebuild. */
+/* New pcbs enter at the head of the list (tcp_connect, a passive open):
+ * index the run of never-seen pcbs there. */
 static void absorb_new(void)
 {
 	struct tcp_pcb *pcb = tcp_active_pcbs, *prev = NULL;
@@ -142,27 +190,104 @@ static void absorb_new(void)
 		r->prev = prev;
 }
 
-/* Moves s->pcb to the head when the record is right; false when it is not. */
-static bool move_to_front(struct slot *s)
+/* The record's predecessor when it still holds, else the one found by
+ * walking the list (recorded). Sets *found false when pcb is not there. */
+static struct tcp_pcb *predecessor(struct slot *s, bool *found)
 {
 	struct tcp_pcb *pcb = s->pcb, *prev = s->prev;
-	/* Only the active list holds pcbs in these states (TIME-WAIT ones are
-	 * on tcp_tw_pcbs, where a live predecessor could also point at it). */
-	if (pcb->state == CLOSED || pcb->state == LISTEN || pcb->state == TIME_WAIT)
+	*found = true;
+	/* A live, indexed predecessor that points at it: pcb is in the active
+	 * list right after it (a live pcb on the TIME-WAIT list points only at
+	 * TIME-WAIT ones, and pcb is not one). */
+	if (prev ? record_of(prev) && prev->next == pcb : tcp_active_pcbs == pcb)
+		return prev;
+	index_.stats.repaired++;
+	prev = NULL;
+	uint32_t n = 0;
+	for (struct tcp_pcb *p = tcp_active_pcbs; p && n++ < MEMP_NUM_TCP_PCB; prev = p, p = p->next)
+		if (p == pcb)
+			return s->prev = prev;
+	*found = false;
+	return NULL;
+}
+
+/* A segment of no active connection: lwIP's walk of the active list would
+ * find nothing (every pcb on it is indexed: new ones are taken in at the
+ * head before any lookup, rebuild() takes all), so the list is taken away
+ * until net_pcb_index_restore(). lwIP then looks at TIME-WAIT and listening
+ * pcbs only; a SYN's new pcb is put on the empty list and kept. */
+static bool hide(void)
+{
+	index_.stats.unknown++;
+	if (!tcp_active_pcbs)
 		return false;
-	if (!prev) {
-		if (tcp_active_pcbs != pcb)
-			return false;
-		index_.stats.at_front++;
-		return true;
+	index_.hidden = tcp_active_pcbs;
+	index_.hiding = true;
+	tcp_active_pcbs = NULL;
+	return true;
+}
+
+void net_pcb_index_restore(void)
+{
+	if (!index_.hiding)
+		return;
+	index_.hiding = false;
+	struct tcp_pcb *fresh = tcp_active_pcbs, *tail = fresh;
+	if (!fresh) {
+		tcp_active_pcbs = index_.hidden;
+		return;
 	}
-	/* A live, indexed predecessor that still points at it: pcb is in the
-	 * active list right after prev. */
-	if (!record_of(prev) || prev->next != pcb)
-		return false;
-	struct tcp_pcb *next = pcb->next, *head = tcp_active_pcbs;
-	prev->next = next;
+	uint32_t n = 0;
+	while (tail->next && n++ < MEMP_NUM_TCP_PCB)
+		tail = tail->next;
+	tail->next = index_.hidden;
 	struct slot *r;
+	if (index_.hidden && (r = record_of(index_.hidden)))
+		r->prev = tail;
+}
+
+bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
+{
+	/* First, for every packet: lwIP's walk for a packet the index does not
+	 * see (a reassembled fragment) may put an indexed pcb ahead of new ones,
+	 * which are only looked for at the head. */
+	if (index_.need_rebuild)
+		rebuild();
+	else if (tcp_active_pcbs && !tcp_ext_arg_get(tcp_active_pcbs, index_.ext_id))
+		absorb_new();
+	if (len < 20 || ip[0] >> 4 != 4 || ip[9] != IP_PROTO_TCP)
+		return false;
+	uint32_t ihl = (ip[0] & 0x0fu) * 4u;
+	if (ihl < 20 || len < ihl + 20 || ((ip[6] & 0x3fu) | ip[7]))
+		return false;   /* short, or a fragment: lwIP reassembles first */
+	uint32_t remote_ip, local_ip;
+	memcpy(&remote_ip, ip + 12, 4);
+	memcpy(&local_ip, ip + 16, 4);
+	const uint8_t *t = ip + ihl;
+	uint32_t ports = (uint32_t)(t[2] << 8 | t[3]) << 16 | (uint32_t)(t[0] << 8 | t[1]);
+	struct slot *s = lookup(local_ip, remote_ip, ports);
+	if (!s)
+		return hide();
+	struct tcp_pcb *pcb = s->pcb;
+	if (pcb->state == TIME_WAIT || pcb->state == CLOSED || pcb->state == LISTEN) {
+		/* gone to TIME-WAIT since: lwIP finds it on that list */
+		tombstone(s);
+		tcp_ext_arg_set(pcb, index_.ext_id, NULL);
+		return hide();
+	}
+	bool found;
+	struct tcp_pcb *prev = predecessor(s, &found);
+	if (!found) {
+		index_.need_rebuild = true;     /* cannot happen; lwIP walks */
+		return false;
+	}
+	if (!prev) {
+		index_.stats.at_front++;
+		return false;
+	}
+	struct tcp_pcb *next = pcb->next, *head = tcp_active_pcbs;
+	struct slot *r;
+	prev->next = next;
 	if (next && (r = record_of(next)))
 		r->prev = prev;
 	pcb->next = head;
@@ -171,36 +296,26 @@ static bool move_to_front(struct slot *s)
 	s->prev = NULL;
 	tcp_active_pcbs = pcb;
 	index_.stats.moved++;
-	return true;
+	return false;
 }
 
-void net_pcb_index_front(const uint8_t *ip, uint32_t len)
+unsigned net_pcb_index_audit(void)
 {
-	if (len < 20 || ip[0] >> 4 != 4 || ip[9] != IP_PROTO_TCP)
-		return;
-	uint32_t ihl = (ip[0] & 0x0fu) * 4u;
-	if (ihl < 20 || len < ihl + 20 || ((ip[6] & 0x3fu) | ip[7]))
-		return;         /* short, or a fragment: lwIP reassembles first */
-	uint32_t remote_ip, local_ip;
-	memcpy(&remote_ip, ip + 12, 4);
-	memcpy(&local_ip, ip + 16, 4);
-	const uint8_t *t = ip + ihl;
-	uint32_t ports = (uint32_t)(t[2] << 8 | t[3]) << 16 | (uint32_t)(t[0] << 8 | t[1]);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (index_.dirty)
-			rebuild();
-		else if (tcp_active_pcbs && !tcp_ext_arg_get(tcp_active_pcbs, index_.ext_id))
-			absorb_new();
-		struct slot *s = find(local_ip, remote_ip, ports);
-		if (s->generation != index_.generation) {
-			index_.stats.unknown++;
-			return;
+	unsigned bad = 0;
+	uint32_t n = 0;
+	for (struct tcp_pcb *p = tcp_active_pcbs; p && n++ < MEMP_NUM_TCP_PCB; p = p->next) {
+		void *d = tcp_ext_arg_get(p, index_.ext_id);
+		if (d == &index_.seen_only) {
+			if (!lookup(ip4_addr_get_u32(&p->local_ip), ip4_addr_get_u32(&p->remote_ip),
+				    (uint32_t)p->local_port << 16 | p->remote_port))
+				bad++;
+		} else if (!d || record_of(p) != lookup(ip4_addr_get_u32(&p->local_ip),
+							 ip4_addr_get_u32(&p->remote_ip),
+							 (uint32_t)p->local_port << 16 | p->remote_port)) {
+			bad++;
 		}
-		if (move_to_front(s))
-			return;
-		index_.stats.stale++;
-		index_.dirty = true;
 	}
+	return bad;
 }
 
 void net_pcb_index_get_stats(struct net_pcb_index_stats *out)

@@ -11,43 +11,59 @@
  * Before lwIP sees a TCP segment, net_pcb_index_front() looks its four-tuple
  * up in a hash table and moves that pcb to the front of tcp_active_pcbs, so
  * lwIP's own walk stops at the first entry. lwIP's code is not changed: it
- * still does all the matching, and a segment whose pcb the index does not
- * know (a SYN, TIME-WAIT, a connection opened since the last rebuild) gets
- * lwIP's walk as before.
+ * still does all the matching. The index knows every pcb on the list, so a
+ * segment it has no pcb for (a SYN, one for TIME-WAIT, a stray one) belongs
+ * to no active connection: lwIP's walk of the whole list, which would find
+ * nothing, is skipped by hiding the list from it for that one segment (with
+ * 10,000 idle connections that walk was 40% of a handshake's CPU).
  *
  * The index keeps each pcb's predecessor in the list, so the move is O(1).
- * It never trusts that record blindly: a pcb is moved only when the
- * recorded predecessor still points at it, both are live (freed pcbs are
- * reported by an lwIP ext-arg destroy callback, LWIP_TCP_PCB_NUM_EXT_ARGS)
+ * It never trusts that record blindly: the move is made only when the
+ * recorded predecessor is live (freed pcbs are reported by an lwIP ext-arg
+ * destroy callback, LWIP_TCP_PCB_NUM_EXT_ARGS) and still points at the pcb,
  * and the pcb is in a state only the active list holds. When lwIP has
- * changed the list in a way the record does not show (a connection opened,
- * closed, moved to TIME-WAIT), the check fails and the index is rebuilt by
- * one walk of the list: O(n) per connection opened or closed instead of per
- * segment.
+ * changed the list in a way the record does not show, the predecessor is
+ * found by walking the list once (what lwIP would have done) and recorded.
+ * New pcbs are indexed as they appear at the head, a freed pcb's successor
+ * is given the freed one's predecessor, and the whole index is rebuilt only
+ * after thousands of frees (its table's tombstones).
  *
  * State is module-wide because lwIP's list is: there is one lwIP. Called
  * only from the input path at top level (net_if_input), never while lwIP is
  * inside tcp_input or its timers. */
 #ifndef MESHGATE_NET_PCB_INDEX_H
 #define MESHGATE_NET_PCB_INDEX_H
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Allocates lwIP's ext-arg slot and seeds the hash; after lwip_init(). */
 void net_pcb_index_init(void);
 
 /* An IPv4 packet (from its IP header, len bytes) is about to be given to
- * lwIP: if it is an unfragmented TCP segment of a connection the index
- * knows, that pcb becomes the head of tcp_active_pcbs. Anything else is
- * left alone. */
-void net_pcb_index_front(const uint8_t *ip, uint32_t len);
+ * lwIP. If it is an unfragmented TCP segment of a connection the index
+ * knows, that pcb becomes the head of tcp_active_pcbs. If it belongs to no
+ * active connection (a SYN, a segment for TIME-WAIT, a stray one), the
+ * active list is hidden from lwIP for this segment, as its walk would find
+ * nothing in it, and true is returned: the caller must then call
+ * net_pcb_index_restore() as soon as lwIP has taken the packet. Anything
+ * else is left alone (false). */
+bool net_pcb_index_front(const uint8_t *ip, uint32_t len);
+
+/* Puts the hidden list back behind any pcbs lwIP created meanwhile (a
+ * SYN's). Does nothing when nothing is hidden. */
+void net_pcb_index_restore(void);
+
+/* For tests: active pcbs the index could not find (0 when sound). O(n). */
+unsigned net_pcb_index_audit(void);
 
 struct net_pcb_index_stats {
-	uint64_t moved;         /* pcb moved to the front */
-	uint64_t at_front;      /* already there */
-	uint64_t unknown;       /* a TCP segment the index had no pcb for */
-	uint64_t rebuilds;      /* walks of the list to rebuild the index */
+	uint64_t moved;         /* segments whose pcb was moved to the front */
+	uint64_t at_front;      /* ... whose pcb was there already */
+	uint64_t unknown;       /* ... of no active connection (list hidden) */
+	uint64_t repaired;      /* a predecessor found by walking, the record being out of date */
 	uint64_t absorbed;      /* new pcbs indexed as they appeared at the head */
-	uint64_t stale;         /* a record found out of date (then rebuilt) */
+	uint64_t freed;         /* indexed pcbs freed */
+	uint64_t rebuilds;      /* the whole index rebuilt by one walk */
 	uint32_t indexed;       /* pcbs indexed since the last rebuild */
 };
 void net_pcb_index_get_stats(struct net_pcb_index_stats *out);

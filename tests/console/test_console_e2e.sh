@@ -161,7 +161,7 @@ has "status: port drops" "$out" '^ +drops rx [0-9]+ .* tx [0-9]+ '
 has "status: connection pool in use / size" "$out" '^  connections +[0-9]+ / 4096 in use'
 has "status: lwIP pools" "$out" '^  lwip tcp pcbs +[0-9]+ / [0-9]+ in use'
 has "status: the TCP pcb index and its counters" "$out" \
-	'^  tcp pcb index +[0-9]+ indexed; segments: [0-9]+ moved to the front, [0-9]+ there already, [0-9]+ unknown; [1-9][0-9]* rebuilds'
+	'^  tcp pcb index +[0-9]+ indexed; segments: [0-9]+ moved to the front, [0-9]+ there already, [0-9]+ unknown; [0-9]+ repaired, [1-9][0-9]* rebuilds'
 has "status: console and password state" "$out" "^console pty $PTS \\(interactive\\), password required, log level error"
 
 out=$(con "show listeners")

@@ -174,8 +174,14 @@ static unsigned check_lists(void)
 	for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next) {
 		assert_true(n < sizeof seen / sizeof seen[0]);
 		assert_true(p->state != CLOSED && p->state != LISTEN && p->state != TIME_WAIT);
-		for (unsigned i = 0; i < n; i++)
+		for (unsigned i = 0; i < n; i++) {
 			assert_ptr_not_equal(seen[i], p);
+			/* no two connections with one four-tuple (a SYN taken
+			 * for a new connection while one had it) */
+			assert_false(seen[i]->local_port == p->local_port && seen[i]->remote_port == p->remote_port &&
+				     ip4_addr_cmp(&seen[i]->local_ip, &p->local_ip) &&
+				     ip4_addr_cmp(&seen[i]->remote_ip, &p->remote_ip));
+		}
 		seen[n++] = p;
 		active++;
 	}
@@ -236,16 +242,16 @@ static void test_round_robin_finds_head(void **state)
 	unsigned hits = (uint16_t)(lwip_stats.tcp.cachehit - hits0);
 	uint64_t fronted = (s1.moved - s0.moved) + (s1.at_front - s0.at_front);
 	print_message("segments >= %u, lwIP found the head %u times; index moved %llu, at front %llu, "
-		      "unknown %llu, stale %llu, rebuilds %llu\n", segments, hits,
+		      "unknown %llu, repaired %llu, rebuilds %llu\n", segments, hits,
 		      (unsigned long long)(s1.moved - s0.moved), (unsigned long long)(s1.at_front - s0.at_front),
-		      (unsigned long long)(s1.unknown - s0.unknown), (unsigned long long)(s1.stale - s0.stale),
+		      (unsigned long long)(s1.unknown - s0.unknown), (unsigned long long)(s1.repaired - s0.repaired),
 		      (unsigned long long)(s1.rebuilds - s0.rebuilds));
 	/* Without the index, round robin over 128 pcbs puts the wanted one at
 	 * the back: lwIP's hit count would stay near 0. */
 	assert_true(hits >= segments);
 	assert_true(fronted >= segments);
 	assert_true(s1.unknown - s0.unknown == 0);
-	assert_true(s1.rebuilds - s0.rebuilds <= 2);
+	assert_true(s1.rebuilds == s0.rebuilds && s1.repaired == s0.repaired);
 	assert_int_equal(check_lists(), 2 * CONNS);
 }
 
@@ -312,18 +318,84 @@ static void test_churn_keeps_lists_sound(void **state)
 		/* each open pair is two active pcbs; a closing one may linger
 		 * (FIN-WAIT, LAST-ACK) until its last ACK */
 		assert_true(active >= 2 * open);
+		assert_int_equal(net_pcb_index_audit(), 0);
 	}
 	net_pcb_index_get_stats(&s1);
 	print_message("churn: %u opened, %u closed, %u reset, %u messages; index moved %llu, "
-		      "stale %llu, rebuilds %llu\n", opened, closed, reset, msgs,
-		      (unsigned long long)(s1.moved - s0.moved), (unsigned long long)(s1.stale - s0.stale),
+		      "absorbed %llu, freed %llu, repaired %llu, rebuilds %llu\n", opened, closed, reset, msgs,
+		      (unsigned long long)(s1.moved - s0.moved), (unsigned long long)(s1.absorbed - s0.absorbed),
+		      (unsigned long long)(s1.freed - s0.freed), (unsigned long long)(s1.repaired - s0.repaired),
 		      (unsigned long long)(s1.rebuilds - s0.rebuilds));
 	assert_true(opened > 100 && closed > 50 && reset > 50);
 	assert_true(s1.moved - s0.moved > 1000);
-	assert_true(s1.rebuilds - s0.rebuilds > 100);
+	assert_true(s1.absorbed - s0.absorbed >= 2 * opened);
+	/* every SYN at least: lwIP did not walk the active list for them */
+	assert_true(s1.unknown - s0.unknown >= opened);
+	/* a freed pcb hands its predecessor to its successor: only a move to
+	 * TIME-WAIT (one per orderly close) leaves a record to repair */
+	assert_true(s1.repaired - s0.repaired <= closed);
+	assert_true(s1.freed - s0.freed > 2 * (closed + reset) / 2);
 	for (int i = 0; i < CONNS; i++)
 		if (pairs[i].open)
 			send_msg(&pairs[i].a, &pairs[i].b);
+}
+
+/* A SYN sent twice: the second finds the connection the first opened (its
+ * pcb was taken into the index at the head), not the listener. */
+static void test_syn_twice(void **state)
+{
+	struct conn_pair *c = &pairs[0];
+	if (c->open)
+		close_pair(c, 1);
+	memset(c, 0, sizeof *c);
+	c->a.id = c->b.id = next_id++;
+	struct tcp_pcb *pcb = tcp_new();
+	tcp_bind_netif(pcb, net_if_netif(if_a));
+	assert_int_equal(tcp_bind(pcb, &ip_a, 0), ERR_OK);
+	end_start(&c->a, pcb);
+	accepting = c;
+	assert_int_equal(tcp_connect(pcb, &ip_b, 7000, NULL), ERR_OK);
+	assert_int_equal(a_to_b.tail - a_to_b.head, 1);        /* the SYN */
+	unsigned syn = (a_to_b.tail - 1) % WIRE_FRAMES;
+	/* B takes it; the duplicate goes before B's SYN-ACK reaches A */
+	deliver_one(&a_to_b, if_b);
+	unsigned dup = a_to_b.tail++ % WIRE_FRAMES;
+	memcpy(a_to_b.frame[dup], a_to_b.frame[syn], a_to_b.len[syn]);
+	a_to_b.len[dup] = a_to_b.len[syn];
+	deliver_one(&a_to_b, if_b);
+	assert_int_equal(net_pcb_index_audit(), 0);
+	check_lists();
+	pump();
+	assert_null(accepting);
+	c->open = 1;
+	send_msg(&c->a, &c->b);
+	send_msg(&c->b, &c->a);
+	check_lists();
+	assert_int_equal(net_pcb_index_audit(), 0);
+}
+
+/* Past the table's tombstone limit (INDEX_SLOTS / 4 freed pcbs) the index
+ * is rebuilt; afterwards it still finds every pcb. */
+static void test_many_frees_rebuild(void **state)
+{
+	struct net_pcb_index_stats s0, s1;
+	net_pcb_index_get_stats(&s0);
+	for (int i = 0; i < CONNS; i++)
+		if (pairs[i].open)
+			close_pair(&pairs[i], 1);
+	for (int k = 0; k < 4200; k++) {
+		struct conn_pair *c = &pairs[k % CONNS];
+		open_pair(c);
+		send_msg(&c->a, &c->b);
+		close_pair(c, 1);
+	}
+	net_pcb_index_get_stats(&s1);
+	print_message("8,400 pcbs freed: freed %llu, rebuilds %llu\n",
+		      (unsigned long long)(s1.freed - s0.freed), (unsigned long long)(s1.rebuilds - s0.rebuilds));
+	assert_true(s1.freed - s0.freed >= 8400);
+	assert_true(s1.rebuilds - s0.rebuilds >= 1);
+	check_lists();
+	test_round_robin_finds_head(state);
 }
 
 int main(void)
@@ -331,6 +403,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_robin_finds_head),
 		cmocka_unit_test(test_churn_keeps_lists_sound),
+		cmocka_unit_test(test_syn_twice),
+		cmocka_unit_test(test_many_frees_rebuild),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
