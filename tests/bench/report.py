@@ -36,6 +36,10 @@ FIGURES = [
     ("idleconns.open", "idle mTLS connections held", None, "{:,.0f}"),
     ("idleconns.pss_mb", "memory with the idle mTLS conns (PSS), MB", None, "{:.1f}"),
     ("idleconns.kb_per_conn", "  per idle connection, KB", False, "{:.1f}"),
+    ("handshake_idle.rate", "  full mTLS handshakes/s beside them (16 in flight)", True, "{:,.0f}"),
+    ("handshake_idle.cpu_us_per_op", "    server CPU per handshake, µs", False, "{:,.0f}"),
+    ("keepalive_idle.rate", "  keep-alive requests/s beside them (32 conns)", True, "{:,.0f}"),
+    ("keepalive_idle.cpu_us_per_op", "    server CPU per request, µs", False, "{:,.1f}"),
 ]
 REQUIRED = {"handshake": "handshake.rate", "keepalive": "keepalive.rate",
             "keepalive512": "keepalive512.rate",

@@ -133,6 +133,9 @@ run_memory() {
 	sleep 1
 	pss1=$(bench_gw_pss_kb)
 	line=$(grep idle-ready "$fifo")
+	# work beside them: each segment is looked up among them all
+	measure "$gw" 1 handshake_idle handshake --conns 16
+	measure "$gw" 1 keepalive_idle keepalive --conns 32
 	kill $pid 2>/dev/null; wait $pid 2>/dev/null
 	echo "#   $gw idle conns: $line pss ${pss0} kB -> ${pss1} kB"
 	local open; open=$(field open " $line")
