@@ -297,6 +297,9 @@ void net_if_input(struct net_if *nif, const void *frame, uint32_t len, unsigned 
 	nif->stats.rx_frames++;
 	if (flags & NET_RX_CSUM_OK)
 		NETIF_SET_CHECKSUM_CTRL(&nif->netif, nif->csum_flags & NET_CSUM_TRUSTED);
+	/* net/pcb_index.h: the segment's pcb to the head of lwIP's list (or
+	 * the list hidden for a segment of no connection); for a frame that is
+	 * not IPv4 (length 0) it only takes in new pcbs */
 	bool ipv4 = len > SIZEOF_ETH_HDR && f[12] == 0x08 && f[13] == 0x00;
 	bool hidden = net_pcb_index_front(ipv4 ? f + SIZEOF_ETH_HDR : f, ipv4 ? len - SIZEOF_ETH_HDR : 0);
 	err_t e = whole ? nif->netif.input(p, &nif->netif) : ip4_input(p, &nif->netif);
