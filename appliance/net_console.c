@@ -35,4 +35,7 @@ void net_console_print_pools(struct console *c)
 		       (unsigned long long)x.moved, (unsigned long long)x.at_front,
 		       (unsigned long long)x.unknown, (unsigned long long)x.repaired,
 		       (unsigned long long)x.rebuilds);
+	console_printf(c, "  %-20s %llu entered, %llu freed at once past the cap of %u\n", "tcp time-wait",
+		       (unsigned long long)x.time_wait, (unsigned long long)x.time_wait_freed,
+		       (unsigned)NET_TIME_WAIT_MAX);
 }

@@ -29,6 +29,7 @@
 #include "appliance/admin_obs.h"
 #include "appliance/config.h"
 #include "appliance/policy.h"
+#include "net/pcb_index.h"
 #include "net/stack.h"
 #include "tls/tls.h"
 
@@ -519,7 +520,7 @@ bool pconn_upstream_connect(struct conn *c)
 	c->up = up;
 	c->up_state = UP_CONNECTING;
 	c->up_deadline_ms = p->now_ms + p->cfg->limits.connect_timeout_ms;
-	if (tcp_connect(up, &a, ep->port, up_connected) != ERR_OK) {
+	if (net_pcb_index_connect(up, &a, ep->port, up_connected) != ERR_OK) {
 		pcb_abort(up);
 		c->up = NULL;
 		c->up_connect_failed = true;

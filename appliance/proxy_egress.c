@@ -14,6 +14,7 @@
 #include "appliance/egress.h"
 #include "appliance/policy.h"
 #include "net/dns.h"
+#include "net/pcb_index.h"
 #include "net/stack.h"
 
 #define EGRESS_MAX_LISTENERS 64     /* lwIP MEMP_NUM_TCP_PCB_LISTEN */
@@ -544,7 +545,7 @@ static void splice_connect(struct eg_conn *c, const char *decision)
 	ip.addr = c->up_be;
 	c->state = EG_CONNECTING;
 	c->decision = decision;
-	if (tcp_connect(c->up, &ip, c->up_port, up_connected) != ERR_OK) {
+	if (net_pcb_index_connect(c->up, &ip, c->up_port, up_connected) != ERR_OK) {
 		ep->c.connect_failed++;
 		conn_kill(c, true, "upstream-connect-failed");
 	}

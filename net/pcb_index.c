@@ -11,6 +11,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "lwip/ip4.h"
+#include "lwip/netif.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 
@@ -20,6 +22,10 @@
  * half, freed ones' slots (tombstones) another quarter before a rebuild. */
 #define INDEX_SLOTS (2u * MEMP_NUM_TCP_PCB)
 #define INDEX_MAX_TOMBSTONES (INDEX_SLOTS / 4)
+/* Local ports net_pcb_index_connect chooses from: lwIP's own range (the
+ * IANA dynamic ports, tcp.c's TCP_LOCAL_PORT_RANGE_*, private to it). */
+#define PORT_FIRST 0xc000u
+#define PORT_END 0xffffu        /* excluded, as lwIP does */
 _Static_assert((INDEX_SLOTS & (INDEX_SLOTS - 1)) == 0, "INDEX_SLOTS must be a power of two");
 
 struct slot {
@@ -28,6 +34,7 @@ struct slot {
 	uint32_t ports;                 /* local << 16 | remote, host order */
 	struct tcp_pcb *pcb;            /* NULL: a tombstone (the pcb was freed) */
 	struct tcp_pcb *prev;           /* predecessor in tcp_active_pcbs; NULL: head */
+	bool time_wait;                 /* pcb is on tcp_tw_pcbs, counted in index_.time_wait */
 };
 
 static struct {
@@ -37,9 +44,13 @@ static struct {
 	uint32_t tombstones;
 	bool need_rebuild;
 	/* tcp_active_pcbs while a segment of no active connection is with lwIP
-	 * (net_pcb_index_front .. net_pcb_index_restore) */
+	 * (net_pcb_index_front .. net_pcb_index_after) */
 	struct tcp_pcb *hidden;
 	bool hiding;
+	/* the pcb the current segment went to (net_pcb_index_after looks at it) */
+	struct slot *fronted;
+	uint32_t time_wait;             /* indexed pcbs on tcp_tw_pcbs */
+	uint16_t next_port;             /* net_pcb_index_connect's cursor */
 	char seen_only;                 /* ext-arg data of a pcb seen but not indexed */
 	u8_t ext_id;
 	struct net_pcb_index_stats stats;
@@ -70,6 +81,11 @@ static void on_destroyed(u8_t id, void *data)
 	if (!s || (void *)s == &index_.seen_only || s->generation != index_.generation || !s->pcb)
 		return;
 	struct tcp_pcb *gone = s->pcb, *prev = s->prev;
+	if (s->time_wait) {
+		index_.time_wait--;
+		tombstone(s);
+		return;
+	}
 	struct tcp_pcb *next = prev ? (record_of(prev) ? prev->next : NULL) : tcp_active_pcbs;
 	struct slot *r;
 	if (next && next != gone && (r = record_of(next)) && r->prev == gone)
@@ -89,6 +105,7 @@ void net_pcb_index_init(void)
 	index_.ext_id = tcp_ext_arg_alloc_id();
 	if (getrandom(&index_.seed, sizeof index_.seed, GRND_NONBLOCK) != sizeof index_.seed)
 		index_.seed = (uint32_t)time(NULL) * 2654435761u;
+	index_.next_port = (uint16_t)(PORT_FIRST + index_.seed % (PORT_END - PORT_FIRST));
 	index_.need_rebuild = true;
 }
 
@@ -162,9 +179,16 @@ static void rebuild(void)
 	index_.need_rebuild = false;
 	index_.tombstones = 0;
 	index_.stats.indexed = 0;
+	index_.time_wait = 0;
 	uint32_t n = 0;
-	for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb && n++ < MEMP_NUM_TCP_PCB; pcb = pcb->next)
-		tcp_ext_arg_set(pcb, index_.ext_id, NULL);      /* their slots are gone */
+	for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb && n++ < MEMP_NUM_TCP_PCB; pcb = pcb->next) {
+		add(pcb, NULL);
+		struct slot *r = record_of(pcb);
+		if (r) {
+			r->time_wait = true;
+			index_.time_wait++;
+		}
+	}
 	n = 0;
 	struct tcp_pcb *prev = NULL;
 	for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb && n++ < MEMP_NUM_TCP_PCB; pcb = pcb->next) {
@@ -211,11 +235,14 @@ static struct tcp_pcb *predecessor(struct slot *s, bool *found)
 	return NULL;
 }
 
-/* A segment of no active connection: lwIP's walk of the active list would
- * find nothing (every pcb on it is indexed: new ones are taken in at the
- * head before any lookup, rebuild() takes all), so the list is taken away
- * until net_pcb_index_restore(). lwIP then looks at TIME-WAIT and listening
- * pcbs only; a SYN's new pcb is put on the empty list and kept. */
+/* A SYN (or a segment for TIME-WAIT) of no active connection: lwIP's walk
+ * of the active list would find nothing (every pcb on it is indexed: new
+ * ones are taken in at the head before any lookup, rebuild() takes all), so
+ * the list is taken away until net_pcb_index_after(). lwIP then looks at
+ * TIME-WAIT and listening pcbs only; a SYN's new pcb is put on the empty
+ * list and kept. Other segments the index has no pcb for (strays) still get
+ * lwIP's walk: should the index ever miss a connection, the cost of that
+ * is a walk, not a reset of a live connection. */
 static bool hide(void)
 {
 	index_.stats.unknown++;
@@ -227,10 +254,9 @@ static bool hide(void)
 	return true;
 }
 
-void net_pcb_index_restore(void)
+/* Puts the hidden list back behind any pcbs lwIP created meanwhile. */
+static void restore(void)
 {
-	if (!index_.hiding)
-		return;
 	index_.hiding = false;
 	struct tcp_pcb *fresh = tcp_active_pcbs, *tail = fresh;
 	if (!fresh) {
@@ -244,6 +270,26 @@ void net_pcb_index_restore(void)
 	struct slot *r;
 	if (index_.hidden && (r = record_of(index_.hidden)))
 		r->prev = tail;
+}
+
+void net_pcb_index_after(void)
+{
+	if (index_.hiding)
+		restore();
+	struct slot *s = index_.fronted;
+	index_.fronted = NULL;
+	/* The connection went to TIME-WAIT with this segment: it is now the
+	 * head of tcp_tw_pcbs. Past the cap it is freed at once (O(1) there),
+	 * so that list, which lwIP walks for every new connection, stays short. */
+	if (!s || !s->pcb || s->pcb->state != TIME_WAIT || s->time_wait)
+		return;
+	s->time_wait = true;
+	index_.time_wait++;
+	index_.stats.time_wait++;
+	if (index_.time_wait > NET_TIME_WAIT_MAX && tcp_tw_pcbs == s->pcb) {
+		index_.stats.time_wait_freed++;
+		tcp_abort(s->pcb);      /* TIME-WAIT: unlinked and freed, nothing sent */
+	}
 }
 
 bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
@@ -266,14 +312,21 @@ bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
 	const uint8_t *t = ip + ihl;
 	uint32_t ports = (uint32_t)(t[2] << 8 | t[3]) << 16 | (uint32_t)(t[0] << 8 | t[1]);
 	struct slot *s = lookup(local_ip, remote_ip, ports);
-	if (!s)
-		return hide();
+	if (!s) {
+		if ((t[13] & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
+			return hide();
+		index_.stats.unknown++;
+		return false;
+	}
 	struct tcp_pcb *pcb = s->pcb;
+	if (s->time_wait)
+		return hide();          /* lwIP finds it on tcp_tw_pcbs */
 	if (pcb->state == TIME_WAIT || pcb->state == CLOSED || pcb->state == LISTEN) {
-		/* gone to TIME-WAIT since: lwIP finds it on that list */
+		/* gone to TIME-WAIT unseen (a reassembled segment) */
 		tombstone(s);
 		tcp_ext_arg_set(pcb, index_.ext_id, NULL);
-		return hide();
+		index_.stats.unknown++;
+		return false;
 	}
 	bool found;
 	struct tcp_pcb *prev = predecessor(s, &found);
@@ -281,6 +334,7 @@ bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
 		index_.need_rebuild = true;     /* cannot happen; lwIP walks */
 		return false;
 	}
+	index_.fronted = s;
 	if (!prev) {
 		index_.stats.at_front++;
 		return false;
@@ -297,6 +351,40 @@ bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
 	tcp_active_pcbs = pcb;
 	index_.stats.moved++;
 	return false;
+}
+
+err_t net_pcb_index_connect(struct tcp_pcb *pcb, const ip_addr_t *ip, u16_t port,
+			    tcp_connected_fn connected)
+{
+	/* The index must know every connection: not while a list is hidden or
+	 * a rebuild is due (connect is also called from lwIP's callbacks) */
+	if (pcb->local_port || index_.hiding || index_.need_rebuild || pcb->state != CLOSED)
+		return tcp_connect(pcb, ip, port, connected);
+	if (tcp_active_pcbs && !tcp_ext_arg_get(tcp_active_pcbs, index_.ext_id))
+		absorb_new();
+	struct netif *out = pcb->netif_idx != NETIF_NO_INDEX ? netif_get_by_index(pcb->netif_idx)
+							    : ip4_route(ip_2_ip4(ip));
+	uint32_t local_ip = ip4_addr_get_u32(ip_2_ip4(&pcb->local_ip));
+	if (!local_ip && out)
+		local_ip = ip4_addr_get_u32(netif_ip4_addr(out));
+	if (!local_ip)
+		return tcp_connect(pcb, ip, port, connected);   /* lwIP says why */
+	uint32_t remote_ip = ip4_addr_get_u32(ip_2_ip4(ip));
+	for (int tries = 0; tries < 64; tries++) {
+		uint16_t p = index_.next_port++;
+		if (index_.next_port == PORT_END)
+			index_.next_port = PORT_FIRST;
+		if (lookup(local_ip, remote_ip, (uint32_t)p << 16 | port))
+			continue;       /* that four-tuple is in use (or in TIME-WAIT) */
+		pcb->local_port = p;
+		err_t e = tcp_connect(pcb, ip, port, connected);
+		if (e != ERR_OK)
+			pcb->local_port = 0;
+		else
+			index_.stats.connects++;
+		return e;
+	}
+	return tcp_connect(pcb, ip, port, connected);
 }
 
 unsigned net_pcb_index_audit(void)

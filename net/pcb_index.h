@@ -12,7 +12,7 @@
  * up in a hash table and moves that pcb to the front of tcp_active_pcbs, so
  * lwIP's own walk stops at the first entry. lwIP's code is not changed: it
  * still does all the matching. The index knows every pcb on the list, so a
- * segment it has no pcb for (a SYN, one for TIME-WAIT, a stray one) belongs
+ * SYN it has no pcb for, or a segment for a connection in TIME-WAIT, belongs
  * to no active connection: lwIP's walk of the whole list, which would find
  * nothing, is skipped by hiding the list from it for that one segment (with
  * 10,000 idle connections that walk was 40% of a handshake's CPU).
@@ -36,22 +36,43 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lwip/tcp.h"
+
 /* Allocates lwIP's ext-arg slot and seeds the hash; after lwip_init(). */
 void net_pcb_index_init(void);
 
 /* An IPv4 packet (from its IP header, len bytes) is about to be given to
  * lwIP. If it is an unfragmented TCP segment of a connection the index
- * knows, that pcb becomes the head of tcp_active_pcbs. If it belongs to no
- * active connection (a SYN, a segment for TIME-WAIT, a stray one), the
- * active list is hidden from lwIP for this segment, as its walk would find
- * nothing in it, and true is returned: the caller must then call
- * net_pcb_index_restore() as soon as lwIP has taken the packet. Anything
- * else is left alone (false). */
+ * knows, that pcb becomes the head of tcp_active_pcbs. If it is a SYN of no
+ * active connection, or a segment for one in TIME-WAIT, the active list is
+ * hidden from lwIP for this segment, as its walk would find nothing in it,
+ * and true is returned. Anything else is left alone (false).
+ * Either way the caller calls net_pcb_index_after() once lwIP has the
+ * packet. */
 bool net_pcb_index_front(const uint8_t *ip, uint32_t len);
 
-/* Puts the hidden list back behind any pcbs lwIP created meanwhile (a
- * SYN's). Does nothing when nothing is hidden. */
-void net_pcb_index_restore(void);
+/* To be called as soon as lwIP has taken the packet given to
+ * net_pcb_index_front() (whatever it returned): puts a hidden list back
+ * behind any pcbs lwIP created meanwhile (a SYN's), and counts a connection
+ * the segment sent to TIME-WAIT, freeing it at once past NET_TIME_WAIT_MAX. */
+void net_pcb_index_after(void);
+
+/* Connections kept in TIME-WAIT at most. lwIP walks its TIME-WAIT list for
+ * every new connection (each SYN, each local port chosen, each pcb taken
+ * when the pool is full): a gateway that closes its upstream connections
+ * first at 1,000 connections a second would otherwise keep 16,000 there
+ * (lwIP's 2 MSL is 2 minutes) and spend 80% of its CPU walking them. Past
+ * the cap a connection that enters TIME-WAIT is freed at once, as Linux
+ * does past tcp_max_tw_buckets; the peer has had its last ACK. */
+#define NET_TIME_WAIT_MAX 512
+
+/* tcp_connect() with the local port chosen here, so that the four-tuple is
+ * one the index does not hold (live or in TIME-WAIT), instead of by lwIP's
+ * tcp_new_port(), which walks every pcb of every list for each port it
+ * tries (with 10,000 idle connections open, ~130 us per connection). For a
+ * fresh pcb with no local port; anything else goes to tcp_connect as is. */
+err_t net_pcb_index_connect(struct tcp_pcb *pcb, const ip_addr_t *ip, u16_t port,
+			    tcp_connected_fn connected);
 
 /* For tests: active pcbs the index could not find (0 when sound). O(n). */
 unsigned net_pcb_index_audit(void);
@@ -59,10 +80,13 @@ unsigned net_pcb_index_audit(void);
 struct net_pcb_index_stats {
 	uint64_t moved;         /* segments whose pcb was moved to the front */
 	uint64_t at_front;      /* ... whose pcb was there already */
-	uint64_t unknown;       /* ... of no active connection (list hidden) */
+	uint64_t unknown;       /* ... of no active connection (for a SYN or TIME-WAIT the list is hidden) */
 	uint64_t repaired;      /* a predecessor found by walking, the record being out of date */
 	uint64_t absorbed;      /* new pcbs indexed as they appeared at the head */
 	uint64_t freed;         /* indexed pcbs freed */
+	uint64_t time_wait;     /* connections seen entering TIME-WAIT */
+	uint64_t time_wait_freed; /* ... freed at once, past NET_TIME_WAIT_MAX */
+	uint64_t connects;      /* net_pcb_index_connect calls that chose the port */
 	uint64_t rebuilds;      /* the whole index rebuilt by one walk */
 	uint32_t indexed;       /* pcbs indexed since the last rebuild */
 };

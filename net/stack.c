@@ -1,7 +1,6 @@
 /* lwIP glue (net/stack.h): Ethernet interfaces whose frames go to and come
  * from driver callbacks. Only lwIP and C library headers here: no DPDK, and
  * no <netinet/ip.h> (its IP_DF/IP_MF clash with lwIP's). */
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,10 +300,9 @@ void net_if_input(struct net_if *nif, const void *frame, uint32_t len, unsigned 
 	 * the list hidden for a segment of no connection); for a frame that is
 	 * not IPv4 (length 0) it only takes in new pcbs */
 	bool ipv4 = len > SIZEOF_ETH_HDR && f[12] == 0x08 && f[13] == 0x00;
-	bool hidden = net_pcb_index_front(ipv4 ? f + SIZEOF_ETH_HDR : f, ipv4 ? len - SIZEOF_ETH_HDR : 0);
+	net_pcb_index_front(ipv4 ? f + SIZEOF_ETH_HDR : f, ipv4 ? len - SIZEOF_ETH_HDR : 0);
 	err_t e = whole ? nif->netif.input(p, &nif->netif) : ip4_input(p, &nif->netif);
-	if (hidden)
-		net_pcb_index_restore();
+	net_pcb_index_after();
 	if (flags & NET_RX_CSUM_OK)
 		NETIF_SET_CHECKSUM_CTRL(&nif->netif, nif->csum_flags);
 	if (e != ERR_OK)

@@ -174,7 +174,7 @@ static void send_msg(struct end *from, struct end *to)
  * where they belong. Returns the number of active pcbs. */
 static unsigned check_lists(void)
 {
-	static struct tcp_pcb *seen[2 * CONNS * 4 + 16];
+	static struct tcp_pcb *seen[NET_TIME_WAIT_MAX + 1024];
 	unsigned n = 0, active = 0;
 	for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next) {
 		assert_true(n < sizeof seen / sizeof seen[0]);
@@ -444,6 +444,74 @@ static void test_hostile_segments(void **state)
 	assert_int_equal(net_pcb_index_audit(), 0);
 }
 
+/* Connections opened by net_pcb_index_connect: the port is chosen by the
+ * index (no walk of lwIP's lists), in lwIP's dynamic range, never a
+ * four-tuple in use; the connections work. */
+static void test_connect_chooses_port(void **state)
+{
+	for (int i = 0; i < CONNS; i++)
+		if (pairs[i].open)
+			close_pair(&pairs[i], 1);
+	struct net_pcb_index_stats s0, s1;
+	net_pcb_index_get_stats(&s0);
+	for (int i = 0; i < CONNS; i++) {
+		struct conn_pair *c = &pairs[i];
+		memset(c, 0, sizeof *c);
+		c->a.id = c->b.id = next_id++;
+		struct tcp_pcb *pcb = tcp_new();
+		assert_non_null(pcb);
+		tcp_bind_netif(pcb, net_if_netif(if_a));
+		end_start(&c->a, pcb);
+		accepting = c;
+		assert_int_equal(net_pcb_index_connect(pcb, &ip_b, 7000, NULL), ERR_OK);
+		assert_true(pcb->local_port >= 0xc000 && pcb->local_port < 0xffff);
+		assert_true(ip4_addr_cmp(&pcb->local_ip, &ip_a));
+		pump();
+		assert_null(accepting);
+		c->open = 1;
+		send_msg(&c->a, &c->b);
+		send_msg(&c->b, &c->a);
+	}
+	net_pcb_index_get_stats(&s1);
+	assert_int_equal(s1.connects - s0.connects, CONNS);
+	check_lists();          /* no four-tuple twice */
+	assert_int_equal(net_pcb_index_audit(), 0);
+}
+
+/* Orderly closes from A: each of A's pcbs goes to TIME-WAIT; past
+ * NET_TIME_WAIT_MAX it is freed at once, after B has had its last ACK (B's
+ * pcb leaves LAST-ACK and is freed, nothing is reset). */
+static void test_time_wait_cap(void **state)
+{
+	for (int i = 0; i < CONNS; i++)
+		if (pairs[i].open)
+			close_pair(&pairs[i], 0);
+	struct net_pcb_index_stats s0, s1;
+	net_pcb_index_get_stats(&s0);
+	for (int k = 0; k < NET_TIME_WAIT_MAX + 300; k++) {
+		struct conn_pair *c = &pairs[k % CONNS];
+		open_pair(c);
+		send_msg(&c->a, &c->b);
+		close_pair(c, 0);
+		assert_false(c->a.reset || c->b.reset);
+	}
+	net_pcb_index_get_stats(&s1);
+	unsigned tw = 0, last_ack = 0;
+	for (struct tcp_pcb *p = tcp_tw_pcbs; p; p = p->next)
+		tw++;
+	for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+		last_ack += p->state == LAST_ACK;
+	print_message("%d orderly closes: %llu entered TIME-WAIT, %llu freed at once; %u on the list\n",
+		      NET_TIME_WAIT_MAX + 300, (unsigned long long)(s1.time_wait - s0.time_wait),
+		      (unsigned long long)(s1.time_wait_freed - s0.time_wait_freed), tw);
+	assert_true(s1.time_wait - s0.time_wait >= NET_TIME_WAIT_MAX + 300);
+	assert_true(s1.time_wait_freed - s0.time_wait_freed >= 300);
+	assert_true(tw <= NET_TIME_WAIT_MAX);
+	assert_int_equal(last_ack, 0);
+	check_lists();
+	assert_int_equal(net_pcb_index_audit(), 0);
+}
+
 /* Past the table's tombstone limit (INDEX_SLOTS / 4 freed pcbs) the index
  * is rebuilt; afterwards it still finds every pcb. */
 static void test_many_frees_rebuild(void **state)
@@ -475,6 +543,8 @@ int main(void)
 		cmocka_unit_test(test_churn_keeps_lists_sound),
 		cmocka_unit_test(test_syn_twice),
 		cmocka_unit_test(test_hostile_segments),
+		cmocka_unit_test(test_connect_chooses_port),
+		cmocka_unit_test(test_time_wait_cap),
 		cmocka_unit_test(test_many_frees_rebuild),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
