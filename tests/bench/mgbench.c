@@ -17,6 +17,11 @@
  *   resume     like handshake, but each connection resumes the previous
  *              session of its slot (abbreviated handshake when the server
  *              supports it); counts handshakes and how many were resumed.
+ *   connreq    C connections in flight, each: TCP connect, full mTLS
+ *              handshake, one GET PATH, the whole response, close. Counts
+ *              responses (a client that opens a connection per request). The
+ *              close is an orderly one (FIN), as a browser's or curl's: the
+ *              client's TIME-WAITs need its wide port range (bench_setup).
  *
  * Output: one line "result mode=... key=value ..." on stdout; errors counted.
  * The certificate of the server is NOT verified (the benchmark measures the
@@ -43,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { M_HANDSHAKE, M_KEEPALIVE, M_LATENCY, M_BULK, M_IDLE, M_RESUME };
+enum mode { M_HANDSHAKE, M_KEEPALIVE, M_LATENCY, M_BULK, M_IDLE, M_RESUME, M_CONNREQ };
 enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_SEND, C_RECV, C_READY, C_HELD };
 
 struct conn {
@@ -204,10 +209,14 @@ static void resp_done(struct conn *c)
 		if (g.mode == M_LATENCY)
 			record_latency(t - c->sched);
 	}
-	if (g.mode == M_LATENCY)
+	if (g.mode == M_CONNREQ) {
+		conn_close(c);
+		conn_open(c);
+	} else if (g.mode == M_LATENCY) {
 		latency_dispatch(c);
-	else
+	} else {
 		req_start(c);
+	}
 }
 
 /* Parses the response head in c->head; returns -1 on a bad response. */
@@ -369,7 +378,7 @@ static void conn_io(struct conn *c)
 			}
 			if (c->body_left == 0)
 				resp_done(c);
-			if (c->st == C_READY)
+			if (c->st == C_READY || c->st == C_CONNECTING || c->st == C_FREE)
 				return;
 			break;
 		}
@@ -414,7 +423,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: mgbench MODE --host IP --port N --ca F --cert F --key F [options]\n"
-		"  MODE: handshake keepalive latency bulk idle resume\n"
+		"  MODE: handshake keepalive latency bulk idle resume connreq\n"
 		"  --conns N (16)  --duration S (5)  --warmup S (1)  --rate R (1000, latency)\n"
 		"  --path P (/)    --sni NAME        --hold S (10, idle)\n");
 	exit(2);
@@ -441,6 +450,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(m, "bulk")) g.mode = M_BULK;
 	else if (!strcmp(m, "idle")) g.mode = M_IDLE;
 	else if (!strcmp(m, "resume")) g.mode = M_RESUME;
+	else if (!strcmp(m, "connreq")) g.mode = M_CONNREQ;
 	else usage();
 	g.conns = 16;
 	g.duration = 5;

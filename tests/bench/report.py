@@ -24,6 +24,8 @@ FIGURES = [
     ("keepalive.per_core", "  requests per core-second of server CPU", True, "{:,.0f}"),
     ("keepalive512.rate", "keep-alive requests/s (512 conns)", True, "{:,.0f}"),
     ("keepalive512.cpu_us_per_op", "  server CPU per request, µs", False, "{:,.1f}"),
+    ("connreq.rate", "a connection per request: requests/s (16 in flight)", True, "{:,.0f}"),
+    ("connreq.cpu_us_per_op", "  server CPU per connection and request, µs", False, "{:,.0f}"),
     ("latency.p50_us", "latency p50 at 1,000 req/s, µs", False, "{:,.0f}"),
     ("latency.p90_us", "latency p90, µs", False, "{:,.0f}"),
     ("latency.p99_us", "latency p99, µs", False, "{:,.0f}"),
@@ -40,9 +42,12 @@ FIGURES = [
     ("handshake_idle.cpu_us_per_op", "    server CPU per handshake, µs", False, "{:,.0f}"),
     ("keepalive_idle.rate", "  keep-alive requests/s beside them (32 conns)", True, "{:,.0f}"),
     ("keepalive_idle.cpu_us_per_op", "    server CPU per request, µs", False, "{:,.1f}"),
+    ("connreq_idle.rate", "  a connection per request beside them: requests/s", True, "{:,.0f}"),
+    ("connreq_idle.cpu_us_per_op", "    server CPU per connection and request, µs", False, "{:,.0f}"),
 ]
 REQUIRED = {"handshake": "handshake.rate", "keepalive": "keepalive.rate",
             "keepalive512": "keepalive512.rate",
+            "connreq": "connreq.rate",
             "latency": "latency.p99_us", "bulk": "bulk.mbps", "memory": "idleconns.kb_per_conn",
             "resume": "resume.rate"}
 
@@ -57,7 +62,7 @@ def main():
     ap.add_argument("--mtu", default="1500")
     ap.add_argument("--peer-offload", default="on")
     ap.add_argument("--out")
-    ap.add_argument("--figures", default="handshake keepalive keepalive512 latency bulk memory")
+    ap.add_argument("--figures", default="handshake keepalive keepalive512 connreq latency bulk memory")
     a = ap.parse_args()
     gws = a.gateways.split()
     vals = {}
@@ -117,7 +122,7 @@ def main():
             row += " %s |" % ratio
         lines.append(row)
     errs = {gw: sum(sum(vals.get((gw, f + ".errors"), [0])) for f in
-                    ("handshake", "keepalive", "keepalive512", "latency", "bulk")) for gw in gws}
+                    ("handshake", "keepalive", "keepalive512", "connreq", "latency", "bulk")) for gw in gws}
     lines.append("")
     lines.append("Client errors per gateway (all rounds): " +
                  ", ".join("%s %d" % (g, e) for g, e in errs.items()))

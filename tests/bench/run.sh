@@ -4,7 +4,7 @@
 #
 #   tests/bench/run.sh [--smoke] [--rounds N] [--gateways "meshgate nginx haproxy"]
 #                      [--idle-conns N] [--duration S] [--out FILE]
-#                      [--figures "handshake keepalive keepalive512 latency bulk memory"]
+#                      [--figures "handshake keepalive keepalive512 connreq latency bulk memory"]
 #                      [--meshgate-args "--busy-poll"] [--mtu 9000]
 #                      [--peer-offload on|off]
 #
@@ -26,7 +26,7 @@ BENCH_IDLE_CONNS=10000
 BENCH_BULK_MB=64
 OUT=
 SMOKE=0
-FIGS="handshake keepalive keepalive512 latency bulk memory"
+FIGS="handshake keepalive keepalive512 connreq latency bulk memory"
 MG_ARGS=
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--meshgate-args) MG_ARGS=$2; shift ;;
 	--mtu) BENCH_MTU=$2; shift ;;
 	--peer-offload) BENCH_PEER_OFFLOAD=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE] [--figures 'handshake keepalive keepalive512 latency bulk memory'] [--meshgate-args ARGS] [--mtu N] [--peer-offload on|off]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--smoke] [--rounds N] [--gateways LIST] [--idle-conns N] [--duration S] [--out FILE] [--figures 'handshake keepalive keepalive512 connreq latency bulk memory'] [--meshgate-args ARGS] [--mtu N] [--peer-offload on|off]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -105,6 +105,7 @@ run_round() {
 	want resume && measure "$gw" "$round" resume resume --conns 16
 	want keepalive && measure "$gw" "$round" keepalive keepalive --conns 32
 	want keepalive512 && measure "$gw" "$round" keepalive512 keepalive --conns 512
+	want connreq && measure "$gw" "$round" connreq connreq --conns 16
 	want latency && measure "$gw" "$round" latency latency --conns 16 --rate 1000
 	want bulk && measure "$gw" "$round" bulk bulk --conns 2 --path /bulk
 	bench_stop_gateway
@@ -136,6 +137,7 @@ run_memory() {
 	# work beside them: each segment is looked up among them all
 	measure "$gw" 1 handshake_idle handshake --conns 16
 	measure "$gw" 1 keepalive_idle keepalive --conns 32
+	measure "$gw" 1 connreq_idle connreq --conns 16
 	kill $pid 2>/dev/null; wait $pid 2>/dev/null
 	echo "#   $gw idle conns: $line pss ${pss0} kB -> ${pss1} kB"
 	local open; open=$(field open " $line")

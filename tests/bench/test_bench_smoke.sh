@@ -15,14 +15,14 @@ rc=$?
 res=$TESTS_TOP/build/bench-smoke/results.tsv
 echo "$out" | sed 's/^/# /' | grep -E '^# (\||#   .*result|# gateway|# missing)' | head -60
 for gw in $gws; do
-	for fig in handshake.rate handshake.cpu_us_per_op keepalive.rate keepalive512.rate latency.p50_us latency.p99_us \
+	for fig in handshake.rate handshake.cpu_us_per_op keepalive.rate keepalive512.rate connreq.rate latency.p50_us latency.p99_us \
 		latency.max_us latency.cpu_pct bulk.mbps idle.cpu_pct mem.pss_mb idleconns.kb_per_conn; do
 		v=$(awk -F'\t' -v g="$gw" -v k="$fig" '$1 == g && $3 == k {print $4; exit}' "$res" 2>/dev/null)
 		if [[ $v =~ ^[0-9]+(\.[0-9]+)?$ ]]; then ok "$gw $fig = $v"
 		else not_ok "$gw $fig: no figure (got '$v')"; fi
 	done
 	# a stray reset is not a harness failure; a mode that mostly fails is
-	for m in handshake keepalive keepalive512 latency bulk; do
+	for m in handshake keepalive keepalive512 connreq latency bulk; do
 		read -r e r < <(awk -F'\t' -v g="$gw" -v m="$m" '$1 == g && $3 == m ".errors" {e = $4}
 			$1 == g && $3 == m ".rate" {r = $4} END {print e + 0, r + 0}' "$res" 2>/dev/null)
 		if awk -v e="$e" -v r="$r" 'BEGIN {exit !(r > 0 && e <= r)}'; then ok "$gw $m: $e client errors"
