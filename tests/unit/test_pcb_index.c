@@ -141,20 +141,33 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 static struct tcp_pcb *listener;
 static unsigned next_id = 1;
 
-static void open_pair(struct conn_pair *c)
+/* A connection A -> B:7000, its port from lwIP (tcp_bind) or from the
+ * index (net_pcb_index_connect). */
+static void open_pair_by(struct conn_pair *c, bool index_port)
 {
 	memset(c, 0, sizeof *c);
 	c->a.id = c->b.id = next_id++;
 	struct tcp_pcb *pcb = tcp_new();
 	assert_non_null(pcb);
 	tcp_bind_netif(pcb, net_if_netif(if_a));
-	assert_int_equal(tcp_bind(pcb, &ip_a, 0), ERR_OK);
 	end_start(&c->a, pcb);
 	accepting = c;
-	assert_int_equal(tcp_connect(pcb, &ip_b, 7000, NULL), ERR_OK);
+	if (index_port) {
+		assert_int_equal(net_pcb_index_connect(pcb, &ip_b, 7000, NULL), ERR_OK);
+		assert_true(pcb->local_port >= 0xc000 && pcb->local_port < 0xffff);
+		assert_true(ip4_addr_cmp(&pcb->local_ip, &ip_a));
+	} else {
+		assert_int_equal(tcp_bind(pcb, &ip_a, 0), ERR_OK);
+		assert_int_equal(tcp_connect(pcb, &ip_b, 7000, NULL), ERR_OK);
+	}
 	pump();
 	assert_null(accepting);
 	c->open = 1;
+}
+
+static void open_pair(struct conn_pair *c)
+{
+	open_pair_by(c, false);
 }
 
 static void send_msg(struct end *from, struct end *to)
@@ -290,6 +303,13 @@ static void close_pair(struct conn_pair *c, int reset)
 		pump();
 	}
 	c->open = 0;
+}
+
+static void close_all(int reset)
+{
+	for (int i = 0; i < CONNS; i++)
+		if (pairs[i].open)
+			close_pair(&pairs[i], reset);
 }
 
 static void test_churn_keeps_lists_sound(void **state)
@@ -449,26 +469,12 @@ static void test_hostile_segments(void **state)
  * four-tuple in use; the connections work. */
 static void test_connect_chooses_port(void **state)
 {
-	for (int i = 0; i < CONNS; i++)
-		if (pairs[i].open)
-			close_pair(&pairs[i], 1);
+	close_all(1);
 	struct net_pcb_index_stats s0, s1;
 	net_pcb_index_get_stats(&s0);
 	for (int i = 0; i < CONNS; i++) {
 		struct conn_pair *c = &pairs[i];
-		memset(c, 0, sizeof *c);
-		c->a.id = c->b.id = next_id++;
-		struct tcp_pcb *pcb = tcp_new();
-		assert_non_null(pcb);
-		tcp_bind_netif(pcb, net_if_netif(if_a));
-		end_start(&c->a, pcb);
-		accepting = c;
-		assert_int_equal(net_pcb_index_connect(pcb, &ip_b, 7000, NULL), ERR_OK);
-		assert_true(pcb->local_port >= 0xc000 && pcb->local_port < 0xffff);
-		assert_true(ip4_addr_cmp(&pcb->local_ip, &ip_a));
-		pump();
-		assert_null(accepting);
-		c->open = 1;
+		open_pair_by(c, true);
 		send_msg(&c->a, &c->b);
 		send_msg(&c->b, &c->a);
 	}
@@ -483,9 +489,7 @@ static void test_connect_chooses_port(void **state)
  * pcb leaves LAST-ACK and is freed, nothing is reset). */
 static void test_time_wait_cap(void **state)
 {
-	for (int i = 0; i < CONNS; i++)
-		if (pairs[i].open)
-			close_pair(&pairs[i], 0);
+	close_all(0);
 	struct net_pcb_index_stats s0, s1;
 	net_pcb_index_get_stats(&s0);
 	for (int k = 0; k < NET_TIME_WAIT_MAX + 300; k++) {
@@ -518,9 +522,7 @@ static void test_many_frees_rebuild(void **state)
 {
 	struct net_pcb_index_stats s0, s1;
 	net_pcb_index_get_stats(&s0);
-	for (int i = 0; i < CONNS; i++)
-		if (pairs[i].open)
-			close_pair(&pairs[i], 1);
+	close_all(1);
 	for (int k = 0; k < 4200; k++) {
 		struct conn_pair *c = &pairs[k % CONNS];
 		open_pair(c);
