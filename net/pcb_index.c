@@ -136,6 +136,13 @@ static struct slot *lookup(uint32_t local_ip, uint32_t remote_ip, uint32_t ports
 	}
 }
 
+/* The live slot holding pcb's four-tuple (its own or another's), or NULL. */
+static struct slot *lookup_pcb(const struct tcp_pcb *pcb)
+{
+	return lookup(ip4_addr_get_u32(&pcb->local_ip), ip4_addr_get_u32(&pcb->remote_ip),
+		      (uint32_t)pcb->local_port << 16 | pcb->remote_port);
+}
+
 /* Indexes pcb, whose predecessor is prev. A pcb whose four-tuple another
  * live pcb already holds (lwIP would find that one first, or it is in
  * TIME-WAIT) is marked seen and left to lwIP's walk. */
@@ -198,7 +205,7 @@ static void rebuild(void)
 }
 
 /* New pcbs enter at the head of the list (tcp_connect, a passive open):
- * index the run of never-seen pcbs there. */
+ * index the run of never-seen pcbs there (none when the head is known). */
 static void absorb_new(void)
 {
 	struct tcp_pcb *pcb = tcp_active_pcbs, *prev = NULL;
@@ -243,15 +250,14 @@ static struct tcp_pcb *predecessor(struct slot *s, bool *found)
  * list and kept. Other segments the index has no pcb for (strays) still get
  * lwIP's walk: should the index ever miss a connection, the cost of that
  * is a walk, not a reset of a live connection. */
-static bool hide(void)
+static void hide(void)
 {
 	index_.stats.unknown++;
 	if (!tcp_active_pcbs)
-		return false;
+		return;
 	index_.hidden = tcp_active_pcbs;
 	index_.hiding = true;
 	tcp_active_pcbs = NULL;
-	return true;
 }
 
 /* Puts the hidden list back behind any pcbs lwIP created meanwhile. */
@@ -292,20 +298,20 @@ void net_pcb_index_after(void)
 	}
 }
 
-bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
+void net_pcb_index_front(const uint8_t *ip, uint32_t len)
 {
 	/* First, for every packet: lwIP's walk for a packet the index does not
 	 * see (a reassembled fragment) may put an indexed pcb ahead of new ones,
 	 * which are only looked for at the head. */
 	if (index_.need_rebuild)
 		rebuild();
-	else if (tcp_active_pcbs && !tcp_ext_arg_get(tcp_active_pcbs, index_.ext_id))
+	else
 		absorb_new();
 	if (len < 20 || ip[0] >> 4 != 4 || ip[9] != IP_PROTO_TCP)
-		return false;
+		return;
 	uint32_t ihl = (ip[0] & 0x0fu) * 4u;
 	if (ihl < 20 || len < ihl + 20 || ((ip[6] & 0x3fu) | ip[7]))
-		return false;   /* short, or a fragment: lwIP reassembles first */
+		return;         /* short, or a fragment: lwIP reassembles first */
 	uint32_t remote_ip, local_ip;
 	memcpy(&remote_ip, ip + 12, 4);
 	memcpy(&local_ip, ip + 16, 4);
@@ -314,30 +320,33 @@ bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
 	struct slot *s = lookup(local_ip, remote_ip, ports);
 	if (!s) {
 		if ((t[13] & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
-			return hide();
-		index_.stats.unknown++;
-		return false;
+			hide();
+		else
+			index_.stats.unknown++;
+		return;
 	}
 	struct tcp_pcb *pcb = s->pcb;
-	if (s->time_wait)
-		return hide();          /* lwIP finds it on tcp_tw_pcbs */
+	if (s->time_wait) {
+		hide();                 /* lwIP finds it on tcp_tw_pcbs */
+		return;
+	}
 	if (pcb->state == TIME_WAIT || pcb->state == CLOSED || pcb->state == LISTEN) {
 		/* gone to TIME-WAIT unseen (a reassembled segment) */
 		tombstone(s);
 		tcp_ext_arg_set(pcb, index_.ext_id, NULL);
 		index_.stats.unknown++;
-		return false;
+		return;
 	}
 	bool found;
 	struct tcp_pcb *prev = predecessor(s, &found);
 	if (!found) {
 		index_.need_rebuild = true;     /* cannot happen; lwIP walks */
-		return false;
+		return;
 	}
 	index_.fronted = s;
 	if (!prev) {
 		index_.stats.at_front++;
-		return false;
+		return;
 	}
 	struct tcp_pcb *next = pcb->next, *head = tcp_active_pcbs;
 	struct slot *r;
@@ -350,7 +359,6 @@ bool net_pcb_index_front(const uint8_t *ip, uint32_t len)
 	s->prev = NULL;
 	tcp_active_pcbs = pcb;
 	index_.stats.moved++;
-	return false;
 }
 
 err_t net_pcb_index_connect(struct tcp_pcb *pcb, const ip_addr_t *ip, u16_t port,
@@ -360,8 +368,7 @@ err_t net_pcb_index_connect(struct tcp_pcb *pcb, const ip_addr_t *ip, u16_t port
 	 * a rebuild is due (connect is also called from lwIP's callbacks) */
 	if (pcb->local_port || index_.hiding || index_.need_rebuild || pcb->state != CLOSED)
 		return tcp_connect(pcb, ip, port, connected);
-	if (tcp_active_pcbs && !tcp_ext_arg_get(tcp_active_pcbs, index_.ext_id))
-		absorb_new();
+	absorb_new();
 	struct netif *out = pcb->netif_idx != NETIF_NO_INDEX ? netif_get_by_index(pcb->netif_idx)
 							    : ip4_route(ip_2_ip4(ip));
 	uint32_t local_ip = ip4_addr_get_u32(ip_2_ip4(&pcb->local_ip));
@@ -393,15 +400,10 @@ unsigned net_pcb_index_audit(void)
 	uint32_t n = 0;
 	for (struct tcp_pcb *p = tcp_active_pcbs; p && n++ < MEMP_NUM_TCP_PCB; p = p->next) {
 		void *d = tcp_ext_arg_get(p, index_.ext_id);
-		if (d == &index_.seen_only) {
-			if (!lookup(ip4_addr_get_u32(&p->local_ip), ip4_addr_get_u32(&p->remote_ip),
-				    (uint32_t)p->local_port << 16 | p->remote_port))
-				bad++;
-		} else if (!d || record_of(p) != lookup(ip4_addr_get_u32(&p->local_ip),
-							 ip4_addr_get_u32(&p->remote_ip),
-							 (uint32_t)p->local_port << 16 | p->remote_port)) {
+		struct slot *s = lookup_pcb(p);
+		/* a pcb seen but not indexed: its four-tuple's other holder is */
+		if (!d || !s || (d != &index_.seen_only && record_of(p) != s))
 			bad++;
-		}
 	}
 	return bad;
 }

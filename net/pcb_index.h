@@ -33,7 +33,6 @@
  * inside tcp_input or its timers. */
 #ifndef MESHGATE_NET_PCB_INDEX_H
 #define MESHGATE_NET_PCB_INDEX_H
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "lwip/tcp.h"
@@ -45,14 +44,14 @@ void net_pcb_index_init(void);
  * lwIP. If it is an unfragmented TCP segment of a connection the index
  * knows, that pcb becomes the head of tcp_active_pcbs. If it is a SYN of no
  * active connection, or a segment for one in TIME-WAIT, the active list is
- * hidden from lwIP for this segment, as its walk would find nothing in it,
- * and true is returned. Anything else is left alone (false).
- * Either way the caller calls net_pcb_index_after() once lwIP has the
- * packet. */
-bool net_pcb_index_front(const uint8_t *ip, uint32_t len);
+ * hidden from lwIP for this segment, as its walk would find nothing in it.
+ * Anything else is left alone. Any packet, IPv4 or not (len 0), first has
+ * the index take in pcbs new since the last one. The caller calls
+ * net_pcb_index_after() once lwIP has taken the packet. */
+void net_pcb_index_front(const uint8_t *ip, uint32_t len);
 
 /* To be called as soon as lwIP has taken the packet given to
- * net_pcb_index_front() (whatever it returned): puts a hidden list back
+ * net_pcb_index_front(): puts a hidden list back
  * behind any pcbs lwIP created meanwhile (a SYN's), and counts a connection
  * the segment sent to TIME-WAIT, freeing it at once past NET_TIME_WAIT_MAX. */
 void net_pcb_index_after(void);

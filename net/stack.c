@@ -1,6 +1,7 @@
 /* lwIP glue (net/stack.h): Ethernet interfaces whose frames go to and come
  * from driver callbacks. Only lwIP and C library headers here: no DPDK, and
  * no <netinet/ip.h> (its IP_DF/IP_MF clash with lwIP's). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
