@@ -28,36 +28,14 @@
 #include "net/stack.h"
 #include "net/tcp_coalesce.h"
 #include "tests/unit/tcp_frames.h"
+#include "tests/unit/wire.h"
 
 /* ------------------------------------------------------------ the wire */
-#define WIRE_FRAMES 4096
-#define WIRE_FRAME_MAX 1536
-
-struct wire {
-	uint8_t frame[WIRE_FRAMES][WIRE_FRAME_MAX];
-	uint16_t len[WIRE_FRAMES];
-	unsigned head, tail;
-	unsigned long refused;
-	unsigned long carried;
-};
-
 static struct wire a_to_b, b_to_a;
 static struct net_if *if_a, *if_b;
 static const uint8_t mac_a[6] = { 0x02, 0x6d, 0x67, 0x70, 0x00, 0x01 };
 static const uint8_t mac_b[6] = { 0x02, 0x6d, 0x67, 0x70, 0x00, 0x02 };
 static ip4_addr_t ip_a, ip_b;
-
-static void *wire_reserve(void *drv, uint16_t len)
-{
-	struct wire *w = drv;
-	if (w->tail - w->head == WIRE_FRAMES || len > WIRE_FRAME_MAX) {
-		w->refused++;
-		return NULL;
-	}
-	unsigned slot = w->tail++ % WIRE_FRAMES;
-	w->len[slot] = len;
-	return w->frame[slot];
-}
 
 /* Optional look at every frame B sends to A. */
 typedef void (*frame_hook)(const uint8_t *frame, uint16_t len);
@@ -66,12 +44,9 @@ static frame_hook b_to_a_hook, a_to_b_hook;
 static unsigned wire_deliver_one(struct wire *w, struct net_if *to, frame_hook hook)
 {
 	static uint8_t buf[WIRE_FRAME_MAX];
-	if (w->head == w->tail)
+	uint16_t len = wire_take(w, buf);
+	if (!len)
 		return 0;
-	unsigned slot = w->head++ % WIRE_FRAMES;
-	uint16_t len = w->len[slot];
-	memcpy(buf, w->frame[slot], len);
-	w->carried++;
 	if (hook)
 		hook(buf, len);
 	net_if_input(to, buf, len, 0);

@@ -27,40 +27,20 @@
 #include "net/pcb_index.h"
 #include "net/stack.h"
 #include "tests/unit/tcp_frames.h"
+#include "tests/unit/wire.h"
 
 /* ------------------------------------------------------------ the wire */
-#define WIRE_FRAMES 4096
-#define WIRE_FRAME_MAX 1536
-
-struct wire {
-	uint8_t frame[WIRE_FRAMES][WIRE_FRAME_MAX];
-	uint16_t len[WIRE_FRAMES];
-	unsigned head, tail;
-};
-
 static struct wire a_to_b, b_to_a;
 static struct net_if *if_a, *if_b;
 static ip4_addr_t ip_a, ip_b;
 
-static void *wire_reserve(void *drv, uint16_t len)
-{
-	struct wire *w = drv;
-	if (w->tail - w->head == WIRE_FRAMES || len > WIRE_FRAME_MAX)
-		return NULL;
-	unsigned slot = w->tail++ % WIRE_FRAMES;
-	w->len[slot] = len;
-	return w->frame[slot];
-}
-
 static unsigned deliver_one(struct wire *w, struct net_if *to)
 {
 	static uint8_t buf[WIRE_FRAME_MAX];
-	if (w->head == w->tail)
-		return 0;
-	unsigned slot = w->head++ % WIRE_FRAMES;
-	memcpy(buf, w->frame[slot], w->len[slot]);
-	net_if_input(to, buf, w->len[slot], 0);
-	return 1;
+	uint16_t len = wire_take(w, buf);
+	if (len)
+		net_if_input(to, buf, len, 0);
+	return len != 0;
 }
 
 static void pump(void)
