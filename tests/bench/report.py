@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--rounds", default="?")
     ap.add_argument("--idle-conns", default="?")
     ap.add_argument("--duration", default="?")
+    ap.add_argument("--latency-duration", default="?")
     ap.add_argument("--mtu", default="1500")
     ap.add_argument("--peer-offload", default="on")
     ap.add_argument("--out")
@@ -91,9 +92,9 @@ def main():
     lines.append("Run: %s UTC, %s, %d CPUs (%s), kernel %s" % (
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), platform.node(), os.cpu_count(),
         cpu, platform.release()))
-    lines.append("Medians of %s rounds of %s s per figure; each gateway pinned to one core; MTU %s on every "
+    lines.append("Medians of %s rounds of %s s per figure (%s s for latency); each gateway pinned to one core; MTU %s on every "
                  "veth; client and upstream offloads %s; ratio > 1.00 = meshgate better than the best peer."
-                 % (a.rounds, a.duration, a.mtu, a.peer_offload))
+                 % (a.rounds, a.duration, a.latency_duration, a.mtu, a.peer_offload))
     lines.append("")
     hdr = "| figure | " + " | ".join(gws) + (" | meshgate vs best peer |" if peers and "meshgate" in gws else " |")
     lines.append(hdr)
