@@ -31,10 +31,12 @@ void admin_obs_configure(struct admin_obs *o, const struct config *cfg)
 {
 	const struct config_accesslog *l = &cfg->access_log;
 	/* The access log is always this module's format; spec.accessLog only
-	 * chooses where it goes (console by default, and/or syslog). */
-	o->takes_log = true;
+	 * chooses where it goes (console by default, and/or syslog). With
+	 * neither, no line is made (formatting one was ~3% of a keep-alive
+	 * request's CPU). */
 	o->to_console = !l->configured || l->console;
 	o->to_syslog = l->configured && l->syslog;
+	o->takes_log = o->to_console || o->to_syslog;
 	o->syslog_ip = l->syslog_ip;
 	o->syslog_port = l->syslog_port;
 	snprintf(o->hostname, sizeof o->hostname, "%s", cfg->name[0] ? cfg->name : "meshgate");

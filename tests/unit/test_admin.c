@@ -614,12 +614,17 @@ static void test_observer(void **state)
 	assert_true(admin_obs_closed(c));
 	assert_int_equal(nlog, 4);
 	assert_non_null(strstr(log_lines[3], "\"refusal\":\"unknown_ca\""));
-	/* accessLog.console: false keeps them off the console */
+	/* accessLog.console: false and no syslog: no line is made at all, the
+	 * metrics still count */
 	cfg->access_log.configured = true;
 	cfg->access_log.console = false;
 	admin_obs_configure(o, cfg);
-	assert_true(admin_obs_closed(c));
+	uint64_t lines = o->counters.log_lines;
+	assert_false(admin_obs_closed(c));
 	assert_int_equal(nlog, 4);
+	assert_int_equal(o->counters.log_lines, lines);
+	assert_int_equal(m->ntls, 2);
+	assert_int_equal(m->tls[1].value, 3);
 	/* no observer at all: every hook is a no-op */
 	p->opt.obs = NULL;
 	assert_false(admin_obs_request(c));
