@@ -32,8 +32,8 @@ void admin_obs_configure(struct admin_obs *o, const struct config *cfg)
 	const struct config_accesslog *l = &cfg->access_log;
 	/* The access log is always this module's format; spec.accessLog only
 	 * chooses where it goes (console by default, and/or syslog). With
-	 * neither, no line is made (formatting one was ~3% of a keep-alive
-	 * request's CPU). */
+	 * neither, no line is made (the log was 0.2 of the 10.6 us of a
+	 * keep-alive request's CPU in the benchmark). */
 	o->to_console = !l->configured || l->console;
 	o->to_syslog = l->configured && l->syslog;
 	o->takes_log = o->to_console || o->to_syslog;

@@ -11,9 +11,9 @@
  *              measured from the request's *scheduled* time (no coordinated
  *              omission) to the last byte of the response: p50/p90/p99/max.
  *              The schedule starts once every connection has finished its
- *              handshake (and the warm-up is over): requests due while the
- *              handshakes still ran would measure the handshakes (~10 ms for
- *              16 of them), not the request path.
+ *              handshake (requests due while the handshakes still ran would
+ *              measure the handshakes, ~10 ms for 16 of them, not the
+ *              request path); requests of the warm-up are sent, not counted.
  *   bulk       C connections, each GETs PATH (a large body) again and again;
  *              MB/s of response body.
  *   idle       opens C mTLS connections (handshake only), prints "idle-ready",
@@ -88,6 +88,7 @@ static struct {
 	double *queue;
 	size_t qhead, qtail, qcap;
 	int measuring;
+	int sched;                  /* latency: the schedule has started */
 	double t_start, t_end;
 	int opened;
 } g;
@@ -553,6 +554,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < g.conns && (g.mode != M_IDLE || i < 64); i++)
 		conn_open(&g.c[i]);
 	g.measuring = g.warmup <= 0 && g.mode != M_LATENCY;
+	g.sched = g.mode != M_LATENCY;
 	if (g.measuring)
 		g.t_start = t0;
 
@@ -582,8 +584,11 @@ int main(int argc, char **argv)
 			if (t - t0 > 600)
 				die("idle: connections not established after 600 s");
 		} else {
-			if (!g.measuring && t - t0 >= g.warmup &&
-			    (g.mode != M_LATENCY || all_ready() || t - t0 >= g.warmup + 10)) {
+			/* a connection that never gets through still lets the
+			 * run go on after 10 s, its failures counted */
+			if (!g.sched && (all_ready() || t - t0 >= 10))
+				g.sched = 1;
+			if (!g.measuring && g.sched && t - t0 >= g.warmup) {
 				g.measuring = 1;
 				g.t_start = t;
 				g.nlat = 0;
@@ -603,7 +608,7 @@ int main(int argc, char **argv)
 
 				if (read(tfd, &ticks, sizeof ticks) != sizeof ticks)
 					continue;
-				if (!g.measuring) {   /* nothing is scheduled before it starts */
+				if (!g.sched) {   /* nothing is due before the schedule starts */
 					next_tick += (double)ticks * interval;
 					continue;
 				}
