@@ -799,7 +799,11 @@ void egress_proxy_poll(struct egress_proxy *ep, uint32_t now_ms)
 			ep->c.refused++;
 			conn_kill(c, true, "resolve-timeout");
 		}
-		if (c->state == EG_PEEK && !c->dead && now_ms - c->started_ms > EGRESS_PROXY_PEEK_TIMEOUT_MS) {
+		/* signed: started_ms comes from a fresher clock than the pass's now_ms
+		 * and may be a millisecond ahead of it (unsigned, that read as ~49
+		 * days and killed the connection at once) */
+		if (c->state == EG_PEEK && !c->dead &&
+		    (int32_t)(now_ms - c->started_ms) > (int32_t)EGRESS_PROXY_PEEK_TIMEOUT_MS) {
 			ep->c.peek_timeout++;
 			conn_kill(c, true, "client-hello-timeout");
 		}

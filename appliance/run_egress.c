@@ -976,7 +976,8 @@ void run_egress_poll(struct appliance *a, uint32_t now_ms)
 		}
 	for (int i = 0; i < RUN_DNS_TCP_CONNS; i++) {
 		struct dns_tcp_conn *t = &re->tcp[i];
-		if (t->used && !t->dead && now_ms - t->last_ms > RUN_DNS_TCP_IDLE_MS)
+		/* signed: last_ms (net_now_ms) may be ahead of the pass's now_ms */
+		if (t->used && !t->dead && (int32_t)(now_ms - t->last_ms) > (int32_t)RUN_DNS_TCP_IDLE_MS)
 			t->dead = true;
 		if (t->used && t->dead)
 			dns_tcp_close(t, false);
