@@ -61,7 +61,6 @@ struct egress_proxy {
 	/* the resolver for resolution: DNS entries */
 	struct udp_pcb *dns;
 	uint16_t next_id;
-	uint32_t now_ms;
 	struct eg_cached cache[EGRESS_RESOLVE_CACHE];
 	struct eg_query queries[EGRESS_RESOLVE_PENDING];
 };
@@ -334,7 +333,7 @@ static const struct eg_cached *cache_find(struct egress_proxy *ep, const char *h
 {
 	for (int i = 0; i < EGRESS_RESOLVE_CACHE; i++) {
 		const struct eg_cached *e = &ep->cache[i];
-		if (e->host[0] && (int32_t)(e->expires_ms - ep->now_ms) > 0 && !strcasecmp(e->host, host))
+		if (e->host[0] && (int32_t)(e->expires_ms - net_pass_ms()) > 0 && !strcasecmp(e->host, host))
 			return e;
 	}
 	return NULL;
@@ -358,7 +357,7 @@ static void cache_put(struct egress_proxy *ep, const char *host, uint32_t addr_b
 	}
 	snprintf(slot->host, sizeof slot->host, "%s", host);
 	slot->addr_be = addr_be;
-	slot->expires_ms = ep->now_ms + ttl_s * 1000u;
+	slot->expires_ms = net_pass_ms() + ttl_s * 1000u;
 }
 
 /* Sends an A query for host to the upstream resolver; false if it cannot. */
@@ -401,7 +400,7 @@ static void resolve_start(struct eg_conn *c)
 		return;
 	}
 	c->state = EG_RESOLVING;
-	c->resolve_deadline_ms = ep->now_ms + EGRESS_RESOLVE_TIMEOUT_MS;
+	c->resolve_deadline_ms = net_pass_ms() + EGRESS_RESOLVE_TIMEOUT_MS;
 	struct eg_query *free_q = NULL;
 	for (int i = 0; i < EGRESS_RESOLVE_PENDING; i++) {
 		struct eg_query *q = &ep->queries[i];
@@ -417,7 +416,7 @@ static void resolve_start(struct eg_conn *c)
 		return;
 	}
 	snprintf(free_q->host, sizeof free_q->host, "%s", c->host);
-	ep->next_id = (uint16_t)(ep->next_id * 25173u + 13849u + (ep->now_ms & 0xffffu));
+	ep->next_id = (uint16_t)(ep->next_id * 25173u + 13849u + (net_pass_ms() & 0xffffu));
 	free_q->id = ep->next_id;
 	free_q->used = true;
 	free_q->deadline_ms = c->resolve_deadline_ms;
@@ -627,7 +626,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 		if (d)
 			c->dst_be = d;
 	}
-	c->started_ms = net_now_ms();
+	c->started_ms = net_pass_ms();
 	ep->c.accepted++;
 	tcp_arg(pcb, c);
 	tcp_recv(pcb, down_recv);
@@ -786,7 +785,6 @@ static void conn_close(struct eg_conn *c)
 
 void egress_proxy_poll(struct egress_proxy *ep, uint32_t now_ms)
 {
-	ep->now_ms = now_ms;
 	for (int i = 0; i < EGRESS_RESOLVE_PENDING; i++)
 		if (ep->queries[i].used && (int32_t)(now_ms - ep->queries[i].deadline_ms) > 0)
 			ep->queries[i].used = false;
@@ -799,9 +797,9 @@ void egress_proxy_poll(struct egress_proxy *ep, uint32_t now_ms)
 			ep->c.refused++;
 			conn_kill(c, true, "resolve-timeout");
 		}
-		/* signed: started_ms comes from a fresher clock than the pass's now_ms
-		 * and may be a millisecond ahead of it (unsigned, that read as ~49
-		 * days and killed the connection at once) */
+		/* signed, as every time here: a start stamped from a fresher clock
+		 * than now_ms once read as ~49 days unsigned and killed the
+		 * connection at once (started_ms is the pass clock now) */
 		if (c->state == EG_PEEK && !c->dead &&
 		    (int32_t)(now_ms - c->started_ms) > (int32_t)EGRESS_PROXY_PEEK_TIMEOUT_MS) {
 			ep->c.peek_timeout++;

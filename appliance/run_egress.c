@@ -248,7 +248,7 @@ static bool forward_start(struct dns_port *dp, const uint8_t *in, size_t n, uint
 	if (!re->upstream || dns_parse_query(in, n, &q) != DNS_OK || n > RUN_DNS_MAX_QUERY)
 		return false;
 	struct dns_forward *f = NULL;
-	uint32_t now = net_now_ms();
+	uint32_t now = net_pass_ms();
 	for (int i = 0; i < RUN_DNS_FORWARD_SLOTS && !f; i++)
 		if (!re->fwd[i].used)
 			f = &re->fwd[i];
@@ -354,7 +354,7 @@ static size_t dns_answer(struct dns_port *dp, uint32_t src_be, uint16_t client_p
 {
 	size_t olen = 0;
 	*forwarded = false;
-	enum dns_action act = dns_respond(&dp->resp, src_be, net_now_ms(), in, n, out, cap, &olen);
+	enum dns_action act = dns_respond(&dp->resp, src_be, net_pass_ms(), in, n, out, cap, &olen);
 	if (act == DNS_ACTION_FORWARD) {
 		if (forward_start(dp, in, n, src_be, client_port, tcp)) {
 			*forwarded = true;
@@ -409,7 +409,7 @@ static err_t dns_tcp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t 
 		t->dead = true;             /* FIN: answers already written go out first */
 		return ERR_OK;
 	}
-	t->last_ms = net_now_ms();
+	t->last_ms = net_pass_ms();
 	size_t n = p->tot_len;
 	if (t->len + n > sizeof t->buf) {
 		tcp_recved(pcb, p->tot_len);
@@ -490,7 +490,7 @@ static err_t dns_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	t->dp = dp;
 	t->pcb = pcb;
 	t->len = 0;
-	t->last_ms = net_now_ms();
+	t->last_ms = net_pass_ms();
 	tcp_arg(pcb, t);
 	tcp_recv(pcb, dns_tcp_recv);
 	tcp_err(pcb, dns_tcp_err);
@@ -564,7 +564,7 @@ static bool nat_in(struct run_egress *re, int port, uint8_t *frame, size_t len)
 	if (!tcp)
 		return true;
 	uint32_t dst = rd32(ip + 16);
-	uint32_t dst_be = htonl(dst), client_be, now = net_now_ms();
+	uint32_t dst_be = htonl(dst), client_be, now = net_pass_ms();
 	memcpy(&client_be, ip + 12, 4);
 	uint16_t cport = rd16(tcp), lport = rd16(tcp + 2);
 	bool in_range = E->range_prefix && (dst & (~0u << (32 - E->range_prefix))) == E->range_addr;
@@ -614,7 +614,7 @@ static void nat_out(struct run_egress *re, int port, uint8_t *frame, size_t len)
 	uint8_t *ip, *tcp = tcp_of(frame, len, &ip);
 	if (!tcp || memcmp(ip + 12, &re->cfg->ports[port].address, 4))
 		return;
-	uint32_t client_be, now = net_now_ms();
+	uint32_t client_be, now = net_pass_ms();
 	memcpy(&client_be, ip + 16, 4);
 	struct nat_entry *e = nat_find(re, (uint8_t)port, client_be, rd16(tcp + 2), rd16(tcp), now);
 	if (!e)
@@ -634,7 +634,7 @@ static uint32_t nat_orig_dst(void *arg, uint32_t client_be, uint16_t cport, uint
 	if (!re || !re->nat)
 		return 0;
 	for (int p = 0; p < a->nports; p++) {
-		struct nat_entry *e = nat_find(re, (uint8_t)p, client_be, cport, lport, net_now_ms());
+		struct nat_entry *e = nat_find(re, (uint8_t)p, client_be, cport, lport, net_pass_ms());
 		if (e)
 			return e->alloc_be;
 	}
@@ -649,7 +649,7 @@ static bool tx_filter(void *arg, struct net_if *nif, void *head, uint16_t head_l
 	if (!re || p < 0)
 		return true;
 	if (re->filter && !filter_reason_passes(filter_frame_head(re->filter, re->flows, (unsigned)p, FILTER_EGRESS,
-								  head, head_len, frame_len, net_now_ms())))
+								  head, head_len, frame_len, net_pass_ms())))
 		return false;
 	if (re->nat)
 		nat_out(re, p, head, head_len);
@@ -668,7 +668,7 @@ bool run_egress_rx(struct appliance *a, struct net_if *nif, const void *frame, s
 	if (!re->filter)
 		return true;
 	return filter_reason_passes(filter_frame(re->filter, re->flows, (unsigned)p, FILTER_INGRESS,
-						 frame, len, net_now_ms()));
+						 frame, len, net_pass_ms()));
 }
 
 static void proxy_log(void *arg, const char *line)
@@ -976,7 +976,6 @@ void run_egress_poll(struct appliance *a, uint32_t now_ms)
 		}
 	for (int i = 0; i < RUN_DNS_TCP_CONNS; i++) {
 		struct dns_tcp_conn *t = &re->tcp[i];
-		/* signed: last_ms (net_now_ms) may be ahead of the pass's now_ms */
 		if (t->used && !t->dead && (int32_t)(now_ms - t->last_ms) > (int32_t)RUN_DNS_TCP_IDLE_MS)
 			t->dead = true;
 		if (t->used && t->dead)

@@ -119,5 +119,9 @@ uint64_t net_now_us(void);
  * timers must call net_clock_pass() too, or their time stands still. */
 uint64_t net_clock_pass(void);
 uint64_t net_pass_us(void);
+/* The pass clock in milliseconds, as sys_now() (wraps every ~49 days). Time
+ * stamps compared with a loop pass's now_ms come from here: a fresh
+ * net_now_ms() can be a millisecond ahead of the pass's reading. */
+uint32_t net_pass_ms(void);
 
 #endif

@@ -37,10 +37,15 @@ uint64_t net_pass_us(void)
 	return pass_set ? pass_us : net_now_us();
 }
 
-u32_t sys_now(void)
+uint32_t net_pass_ms(void)
 {
 	/* wraps as net_now_ms does */
-	return (u32_t)(net_pass_us() / 1000u);
+	return (uint32_t)(net_pass_us() / 1000u);
+}
+
+u32_t sys_now(void)
+{
+	return net_pass_ms();
 }
 
 /* getrandom() in batches so a burst of new connections is not a burst of
