@@ -116,15 +116,19 @@ unsigned port_poll(struct port *port, port_deliver_fn deliver, void *arg);
  * (PACKET_COPY_THRESH): a local sender's 64 KB segmentation-offload frame,
  * or what the interface's GRO merged. Each frame says which checksums need
  * no checking (PORT_RX_CSUM_OK), so the peers on a kernel interface keep
- * their checksum and segmentation offloads. Other drivers: nothing to do.
- * Returns 0, or -1 with err filled (the kernel refused a step: the port
- * keeps the driver's receive ring). */
+ * their checksum and segmentation offloads. It also sends through a ring of
+ * its own (linear frames, no mbufs) and closes the driver's device and mbuf
+ * pool; if the kernel refuses that ring, the driver keeps sending (logged).
+ * Other drivers: nothing to do. Returns 0, or -1 with err filled (the kernel
+ * refused a step: the port keeps the driver's receive ring). */
 int port_rx_offload_start(struct port *port, char *err, size_t errlen);
 
 /* Reserve `len` bytes for one outgoing frame inside a fresh mbuf appended to
- * the port's TX batch. Returns a pointer the caller fills completely before
- * the next call on this port, or NULL when the mbuf pool is empty (counted in
- * tx_dropped/tx_no_mbuf) or len does not fit one mbuf (tx_errors/tx_too_long).
+ * the port's TX batch (with its own send ring, in the next ring frame).
+ * Returns a pointer the caller fills completely before the next call on this
+ * port, or NULL when the mbuf pool is empty (counted in tx_dropped/tx_no_mbuf),
+ * the send ring is full (tx_dropped/tx_ring_full) or len does not fit one
+ * mbuf or ring frame (tx_errors/tx_too_long).
  * When the batch is already full (PORT_BURST frames) it is sent first.
  * The signature matches net_tx_reserve_fn (net/stack.h) with drv = port. */
 void *port_tx_reserve(struct port *port, uint16_t len);

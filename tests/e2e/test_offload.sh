@@ -12,8 +12,13 @@
 #  - receive offload: with the client's and upstream's own offloads on, their
 #    64 KB frames arrive whole in meshgate's receive ring, and frames whose
 #    checksums the kernel never computed are taken; 32 MB each way intact;
+#  - with offload the port sends through a ring of its own too: one packet
+#    socket receives on each interface and one sends, the driver's socket is
+#    closed; the link state is the interface's (down while it is down, and
+#    traffic resumes once it is up);
 #  - `offload: false` on a port turns both off (at start: a reload that
-#    changes it is refused like any change to the ports).
+#    changes it is refused like any change to the ports), and the driver's
+#    socket carries the port.
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +30,19 @@ cfg=$(e2e_write_config </dev/null)
 e2e_start_meshgate_console "$cfg" || exit 1
 
 ctr() { e2e_counter "port_$1{port=$2}"; }
+# IF: "RECEIVING SENDING", the packet sockets meshgate holds on interface IF
+# (bound to a protocol: receiving; to none: sending only)
+socks() {
+	local idx ino=" " f l
+	idx=$(cat "/sys/class/net/$1/ifindex")
+	for f in /proc/"$E2E_MG_PID"/fd/*; do
+		l=$(readlink "$f") && case $l in socket:*) ino+="${l//[^0-9]/} ";; esac
+	done
+	awk -v i="$idx" -v ino="$ino" 'NR > 1 && $5 == i && index(ino, " " $9 " ") {
+		if ($4 == "0000") s++; else r++ } END { print r + 0, s + 0 }' "/proc/$E2E_MG_PID/net/packet"
+}
+expect_eq "outside port: one packet socket receives, one sends (the driver's is closed)" "$(socks mge-c1)" "1 1"
+expect_eq "inside port: one packet socket receives, one sends" "$(socks mge-u1)" "1 1"
 n=33554432
 want=$(blob_sha256 $n)
 dl() { cli_curl frontend -o "$E2E_WORK/off.dl" "https://meshgate.test:8443/blob/$1"; }
@@ -105,6 +123,17 @@ peer_offload off
 expect_eq "no frame refused" "$(ctr tx_gso_refused outside)" 0
 kill -0 $E2E_MG_PID 2>/dev/null && ok "meshgate still running" || not_ok "meshgate died"
 
+# --- the link state is the interface's; sending resumes after it was down
+check "status: outside link up" grep -Eq '^  outside +link up' <<<"$(e2e_console status)"
+ip link set mge-c1 down
+check "status: outside link down while mge-c1 is down" grep -Eq '^  outside +link down' <<<"$(e2e_console status)"
+ip link set mge-c1 up
+for _ in $(seq 30); do grep -Eq '^  outside +link up' <<<"$(e2e_console status)" && break; sleep 0.1; done
+check "status: outside link up again" grep -Eq '^  outside +link up' <<<"$(e2e_console status)"
+dl 4194304
+expect_eq "after the link came back: 4 MB download intact" "$(sha256sum "$E2E_WORK/off.dl" | cut -d' ' -f1)" \
+	"$(blob_sha256 4194304)"
+
 # --- `offload: false`: a reload cannot change it (ports are fixed at start)
 cp "$cfg" "$E2E_WORK/off-orig.yaml"
 sed -i 's|\(address: [0-9./]*\)}|\1, offload: false}|' "$cfg"
@@ -125,5 +154,6 @@ avg=$(avg_rx $NS_CLI mge-c0 dl $n)
 expect_eq "offload: false: 32 MB download arrives intact" "$(sha256sum "$E2E_WORK/off.dl" | cut -d' ' -f1)" "$want"
 expect_eq "offload: false: no offload frames" "$(ctr tx_gso_frames outside)" 0
 check "offload: false: the client received segment-sized frames (average $avg bytes)" test "$avg" -le 1514
+expect_eq "offload: false: the driver's socket alone receives and sends" "$(socks mge-c1)" "1 0"
 cp "$E2E_WORK/off-orig.yaml" "$cfg"
 tap_exit
