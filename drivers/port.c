@@ -1071,8 +1071,8 @@ static void txr_start(struct port *p, unsigned ifindex)
 	step = "bind";
 	if (bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0)
 		goto fail;
-	/* What the driver batched goes first; then its device stops, and with
-	 * it the driver's socket. */
+	/* What the driver batched goes first; then its device is closed, and
+	 * with it the driver's socket. */
 	port_tx_flush(p);
 	dev_release(p);
 	p->txr_fd = fd;
@@ -1107,7 +1107,9 @@ static unsigned txr_flush(struct port *p)
 	p->txr_kick = false;
 	if (sendto(p->txr_fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
 		p->txr_kick = true;
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
+		/* an error (the interface down, say) is counted once per batch,
+		 * not again for each retry of the frames left marked */
+		if (n && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
 			p->txr_kick_errors++;
 	}
 	return n;
