@@ -892,10 +892,41 @@ static unsigned rxr_frames(const struct port *p)
 	return rxr_blocks(p) * p->rxr_frames_per_block;
 }
 
+/* Frame i of a ring (receive or send: the same geometry) mapped at map. */
+static struct tpacket2_hdr *ring_frame(const struct port *p, uint8_t *map, unsigned i)
+{
+	return (struct tpacket2_hdr *)(map + (size_t)(i / p->rxr_frames_per_block) * RXR_BLOCK_SIZE +
+				       (size_t)(i % p->rxr_frames_per_block) * p->rxr_frame_size);
+}
+
 static struct tpacket2_hdr *rxr_frame(const struct port *p, unsigned i)
 {
-	return (struct tpacket2_hdr *)(p->rxr_map + (size_t)(i / p->rxr_frames_per_block) * RXR_BLOCK_SIZE +
-				       (size_t)(i % p->rxr_frames_per_block) * p->rxr_frame_size);
+	return ring_frame(p, p->rxr_map, i);
+}
+
+/* Gives fd a ring (`which`: PACKET_RX_RING or PACKET_TX_RING) of
+ * rxr_frames(p) frames, maps it, and binds fd to sll. Returns the mapping,
+ * or MAP_FAILED with *step naming the step that failed (errno says why). */
+static void *ring_open(const struct port *p, int fd, int which, const struct sockaddr_ll *sll, const char **step)
+{
+	struct tpacket_req req = {.tp_block_size = RXR_BLOCK_SIZE, .tp_block_nr = rxr_blocks(p),
+				  .tp_frame_size = p->rxr_frame_size, .tp_frame_nr = rxr_frames(p)};
+	size_t maplen = (size_t)RXR_BLOCK_SIZE * rxr_blocks(p);
+	*step = which == PACKET_RX_RING ? "PACKET_RX_RING" : "PACKET_TX_RING";
+	if (setsockopt(fd, SOL_PACKET, which, &req, sizeof req) != 0)
+		return MAP_FAILED;
+	*step = "mmap";
+	void *map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return MAP_FAILED;
+	*step = "bind";
+	if (bind(fd, (const struct sockaddr *)sll, sizeof *sll) != 0) {
+		int e = errno;
+		munmap(map, maplen);
+		errno = e;
+		return MAP_FAILED;
+	}
+	return map;
 }
 
 static void txr_start(struct port *p, unsigned ifindex);
@@ -917,8 +948,6 @@ int port_rx_offload_start(struct port *p, char *err, size_t errlen)
 	size_t maplen = (size_t)RXR_BLOCK_SIZE * rxr_blocks(p);
 	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	int v2 = TPACKET_V2, one = 1, rcvbuf = RXR_RCVBUF;
-	struct tpacket_req req = {.tp_block_size = RXR_BLOCK_SIZE, .tp_block_nr = rxr_blocks(p),
-				  .tp_frame_size = p->rxr_frame_size, .tp_frame_nr = rxr_frames(p)};
 	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
 				  .sll_ifindex = (int)ifindex};
 	void *map = MAP_FAILED;
@@ -940,15 +969,7 @@ int port_rx_offload_start(struct port *p, char *err, size_t errlen)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);  /* what the limit allows */
-	step = "PACKET_RX_RING";
-	if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0)
-		goto fail;
-	step = "mmap";
-	map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		goto fail;
-	step = "bind";
-	if (bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0)
+	if ((map = ring_open(p, fd, PACKET_RX_RING, &sll, &step)) == MAP_FAILED)
 		goto fail;
 	/* From here every frame reaches our ring; the driver's sockets take
 	 * none. What they took before is in our ring too, or lost as at any
@@ -1011,13 +1032,12 @@ fail:
 
 static struct tpacket2_hdr *txr_frame(const struct port *p, unsigned i)
 {
-	/* the same geometry as the receive ring */
-	return (struct tpacket2_hdr *)(p->txr_map + (size_t)(i / p->rxr_frames_per_block) * RXR_BLOCK_SIZE +
-				       (size_t)(i % p->rxr_frames_per_block) * p->rxr_frame_size);
+	return ring_frame(p, p->txr_map, i);
 }
 
-/* Stops, closes and removes the driver's device (its socket closes), and
- * frees the mbuf pool, which nothing uses any more. */
+/* Stops, closes and removes the driver's device (its sockets close; a
+ * net_tap interface disappears) and frees its mbuf pool: at port_close, or
+ * in txr_start once nothing uses them any more. */
 static void dev_release(struct port *p)
 {
 	struct rte_eth_dev_info info;
@@ -1036,8 +1056,6 @@ static void txr_start(struct port *p, unsigned ifindex)
 	size_t maplen = (size_t)RXR_BLOCK_SIZE * rxr_blocks(p);
 	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	int v2 = TPACKET_V2, one = 1;
-	struct tpacket_req req = {.tp_block_size = RXR_BLOCK_SIZE, .tp_block_nr = rxr_blocks(p),
-				  .tp_frame_size = p->rxr_frame_size, .tp_frame_nr = rxr_frames(p)};
 	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = (int)ifindex};
 	void *map = MAP_FAILED;
 	const char *step = "socket";
@@ -1061,15 +1079,7 @@ static void txr_start(struct port *p, unsigned ifindex)
 	int sndbuf = RXR_RCVBUF;
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-	step = "PACKET_TX_RING";
-	if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) != 0)
-		goto fail;
-	step = "mmap";
-	map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		goto fail;
-	step = "bind";
-	if (bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0)
+	if ((map = ring_open(p, fd, PACKET_TX_RING, &sll, &step)) == MAP_FAILED)
 		goto fail;
 	/* What the driver batched goes first; then its device is closed, and
 	 * with it the driver's socket. */
@@ -1361,18 +1371,11 @@ void port_get_stats(struct port *port, struct port_stats *out)
 
 void port_close(struct port *port)
 {
-	struct rte_eth_dev_info info;
 	if (!port)
 		return;
 	port_tx_flush(port);
-	if (!port->dev_released) {
-		int have_info = rte_eth_dev_info_get(port->port_id, &info) == 0;
-		rte_eth_dev_stop(port->port_id);
-		rte_eth_dev_close(port->port_id);
-		if (port->is_vdev && have_info && info.device)
-			rte_dev_remove(info.device);
-		rte_mempool_free(port->pool);
-	}
+	if (!port->dev_released)
+		dev_release(port);
 	if (port->gso_fd >= 0)
 		close(port->gso_fd);
 	if (port->txr_map) {

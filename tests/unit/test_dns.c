@@ -11,6 +11,7 @@
 #include <dirent.h>
 #define FUZZ_DNS_NO_MAIN
 #include "tests/fuzz/fuzz_dns.c"
+#include "tests/unit/data_file.h"
 
 /* 63 letters 'a' */
 static const char *l_a(void)
@@ -397,10 +398,7 @@ static void test_fuzz_seed_corpus(void **state)
 		assert_int_equal(fuzz_dns_replay_file(path), 0);
 		files++;
 		/* and deterministic mutations of each: byte flips, cuts, pointers */
-		FILE *f = fopen(path, "rb");
-		assert_non_null(f);
-		size_t n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
+		size_t n = read_data(path, buf, sizeof buf);
 		static uint8_t mut[4096];
 		for (int k = 0; k < 3000; k++) {
 			memcpy(mut, buf, n);

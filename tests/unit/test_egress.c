@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include "appliance/config.h"
 #include "appliance/egress.h"
+#include "tests/unit/data_file.h"
 #define FUZZ_SNI_NO_MAIN
 #include "tests/fuzz/fuzz_sni.c"
 
@@ -301,15 +302,6 @@ static size_t hello(uint8_t *out, const char *sni, size_t pad, int records)
 		at += take;
 	}
 	return o;
-}
-
-static size_t read_data(const char *path, uint8_t *buf, size_t cap)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	size_t n = fread(buf, 1, cap, f);
-	fclose(f);
-	return n;
 }
 
 static void test_sni_real_clients(void **state)

@@ -28,6 +28,7 @@
 #include "appliance/egress.h"
 #include "appliance/proxy_egress.h"
 #include "net/stack.h"
+#include "tests/unit/data_file.h"
 #include "tests/unit/wire.h"
 
 static struct wire in_to_gw, gw_to_in;
@@ -206,15 +207,6 @@ static void test_client_hello_timeout(void **state)
 	assert_non_null(strstr(last_log, "\"decision\":\"client-hello-timeout\""));
 	assert_non_null(strstr(last_log, "\"source\":\"198.18.28.2:"));
 	client_close(&c);
-}
-
-static size_t read_data(const char *path, uint8_t *buf, size_t cap)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	size_t n = fread(buf, 1, cap, f);
-	fclose(f);
-	return n;
 }
 
 static void test_undeclared_host_refused(void **state)
