@@ -440,7 +440,8 @@ static void loop(struct appliance *a)
 		printf("meshgate: event-driven polling: idle waits on %d descriptor%s\n", npfd, npfd == 1 ? "" : "s");
 	while (!sig_stop && !a->console.stop_requested) {
 		/* one clock reading for the pass (net/stack.h) */
-		uint32_t now = (uint32_t)(net_clock_pass() / 1000u);
+		net_clock_pass();
+		uint32_t now = net_pass_ms();
 		unsigned rx = 0;
 		for (int i = 0; i < a->nports; i++)
 			rx += port_poll(a->ports[i], deliver, a->ifs[i]);

@@ -43,17 +43,11 @@ static unsigned nlogs;
 
 static void pump(void)
 {
-	static uint8_t buf[WIRE_FRAME_MAX];
-	uint16_t n;
+	unsigned n;
 	do {
 		net_if_flush(if_in);
 		net_if_flush(if_gw);
-		n = 0;
-		uint16_t len;
-		if ((len = wire_take(&in_to_gw, buf)))
-			net_if_input(if_gw, buf, len, 0), n++;
-		if ((len = wire_take(&gw_to_in, buf)))
-			net_if_input(if_in, buf, len, 0), n++;
+		n = wire_deliver(&in_to_gw, if_gw) + wire_deliver(&gw_to_in, if_in);
 	} while (n);
 }
 
@@ -125,14 +119,10 @@ static int setup(void **state)
 {
 	static bool once;
 	if (!once) {
-		net_init();
 		IP4_ADDR(&ip_in, 198, 18, 28, 2);
 		IP4_ADDR(&ip_gw, 198, 18, 28, 1);
-		static const uint8_t mac_in[6] = {0x02, 0x6d, 0x67, 0x72, 0x00, 0x01};
-		static const uint8_t mac_gw[6] = {0x02, 0x6d, 0x67, 0x72, 0x00, 0x02};
-		if_in = net_if_add("in", mac_in, ip4_addr_get_u32(&ip_in), 24, 0, wire_reserve, &in_to_gw);
-		if_gw = net_if_add("gw", mac_gw, ip4_addr_get_u32(&ip_gw), 24, 0, wire_reserve, &gw_to_in);
-		if (!if_in || !if_gw)
+		if (wire_join(0x72, ip4_addr_get_u32(&ip_in), &in_to_gw, &if_in, ip4_addr_get_u32(&ip_gw), &gw_to_in,
+			      &if_gw) != 0)
 			return -1;
 		once = true;
 	}

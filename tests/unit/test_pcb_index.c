@@ -34,22 +34,13 @@ static struct wire a_to_b, b_to_a;
 static struct net_if *if_a, *if_b;
 static ip4_addr_t ip_a, ip_b;
 
-static unsigned deliver_one(struct wire *w, struct net_if *to)
-{
-	static uint8_t buf[WIRE_FRAME_MAX];
-	uint16_t len = wire_take(w, buf);
-	if (len)
-		net_if_input(to, buf, len, 0);
-	return len != 0;
-}
-
 static void pump(void)
 {
 	unsigned k;
 	do {
 		net_if_flush(if_a);
 		net_if_flush(if_b);
-		k = deliver_one(&a_to_b, if_b) + deliver_one(&b_to_a, if_a);
+		k = wire_deliver(&a_to_b, if_b) + wire_deliver(&b_to_a, if_a);
 	} while (k);
 	net_timers();
 }
@@ -196,14 +187,9 @@ static unsigned check_lists(void)
 
 static int group_setup(void **state)
 {
-	net_init();
 	IP4_ADDR(&ip_a, 198, 18, 9, 1);
 	IP4_ADDR(&ip_b, 198, 18, 9, 2);
-	static const uint8_t mac_a[6] = {0x02, 0x6d, 0x67, 0x71, 0x00, 0x01};
-	static const uint8_t mac_b[6] = {0x02, 0x6d, 0x67, 0x71, 0x00, 0x02};
-	if_a = net_if_add("a", mac_a, ip4_addr_get_u32(&ip_a), 24, 0, wire_reserve, &a_to_b);
-	if_b = net_if_add("b", mac_b, ip4_addr_get_u32(&ip_b), 24, 0, wire_reserve, &b_to_a);
-	if (!if_a || !if_b)
+	if (wire_join(0x71, ip4_addr_get_u32(&ip_a), &a_to_b, &if_a, ip4_addr_get_u32(&ip_b), &b_to_a, &if_b) != 0)
 		return -1;
 	pump();
 	struct tcp_pcb *l = tcp_new();
@@ -364,11 +350,11 @@ static void test_syn_twice(void **state)
 	assert_int_equal(a_to_b.tail - a_to_b.head, 1);        /* the SYN */
 	unsigned syn = (a_to_b.tail - 1) % WIRE_FRAMES;
 	/* B takes it; the duplicate goes before B's SYN-ACK reaches A */
-	deliver_one(&a_to_b, if_b);
+	wire_deliver(&a_to_b, if_b);
 	unsigned dup = a_to_b.tail++ % WIRE_FRAMES;
 	memcpy(a_to_b.frame[dup], a_to_b.frame[syn], a_to_b.len[syn]);
 	a_to_b.len[dup] = a_to_b.len[syn];
-	deliver_one(&a_to_b, if_b);
+	wire_deliver(&a_to_b, if_b);
 	assert_int_equal(net_pcb_index_audit(), 0);
 	check_lists();
 	pump();
